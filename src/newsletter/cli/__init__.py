@@ -1,0 +1,6 @@
+"""Command-line interface: thin commands over the core modules."""
+
+from newsletter.cli import build_commands as build_commands
+from newsletter.cli.app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,68 @@
+"""The Typer application and its one error boundary; command modules register on `app`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from newsletter.errors import NewsletterError
+
+
+class _Group(TyperGroup):
+    """Turns the project's own exceptions into one red line and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as error:
+            typer.secho(f"error: {error.line()}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(error.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Assemble one edition of a newsletter and deliver it.\n\n"
+    "Example:\n\n    newsletter build sample",
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    workspace: Path | None = typer.Option(
+        None,
+        "--workspace",
+        "-w",
+        help="Workspace directory (holding newsletter.toml); default: the current one or a parent.",
+        envvar="NEWSLETTER_WORKSPACE",
+    ),
+) -> None:
+    ctx.obj = workspace
+
+
+def settings(ctx: typer.Context) -> Any:
+    """The workspace settings for this invocation (imported lazily to keep --help fast)."""
+    from newsletter.config import load_settings
+
+    root = ctx.find_root().obj
+    return load_settings(root)
+
+
+def info(message: str) -> None:
+    typer.echo(message)
+
+
+def warn(message: str) -> None:
+    typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,210 @@
+"""Settings: newsletter.toml in the workspace, secrets from the environment or .env."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from newsletter.errors import ConfigError
+
+CONFIG_FILE = "newsletter.toml"
+WORKSPACE_ENV = "NEWSLETTER_WORKSPACE"
+DEFAULT_SENDGRID_HOST = "https://api.sendgrid.com"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NewsletterSection(_Section):
+    name: str = "Newsletter"
+    list_name: str = "newsletter"
+    why: str = "You are receiving this email because you subscribed to our newsletter."
+    web_base_url: str = "https://example.org/newsletter"
+    unsubscribe_url: str = "https://example.org/unsubscribe"
+    language: str = "en"
+    template: str = "newsletter"
+
+
+class SenderSection(_Section):
+    name: str = "The Newsletter Team"
+    email: str = "newsletter@example.org"
+    reply_to: str | None = None
+    postal_address: str = "Example Media, 1 Example Street, 10115 Berlin, Germany"
+
+    @field_validator("name", "email", "reply_to", "postal_address")
+    @classmethod
+    def _single_line(cls, value: str | None) -> str | None:
+        if value is not None and ("\r" in value or "\n" in value):
+            raise ValueError("must be a single line (no line breaks)")
+        return value
+
+
+class BrandSection(_Section):
+    primary_color: str = Field("#0b4f8a", pattern=r"^#[0-9a-fA-F]{6}$")
+    text_color: str = Field("#1f2933", pattern=r"^#[0-9a-fA-F]{6}$")
+    muted_color: str = Field("#5f6b7a", pattern=r"^#[0-9a-fA-F]{6}$")
+    background_color: str = Field("#f3f4f6", pattern=r"^#[0-9a-fA-F]{6}$")
+    font_family: str = "Helvetica, Arial, sans-serif"
+    logo_url: str | None = None
+    logo_alt: str | None = None
+    logo_width: int = Field(160, ge=40, le=600)
+
+
+class LinksSection(_Section):
+    utm_source: str | None = "newsletter"
+    utm_medium: str | None = "email"
+    utm_campaign: str | None = "{slug}"
+
+
+class DeliverySection(_Section):
+    backend: str = "auto"
+    database: str = "newsletter.db"
+    batch_size: int = Field(1000, ge=1, le=1000)
+    asm_group_id: int | None = None
+    categories: list[str] = Field(default_factory=lambda: ["newsletter"])
+    max_lateness_hours: float = Field(6.0, gt=0)
+
+
+class PathsSection(_Section):
+    issues: str = "issues"
+    templates: str = "templates"
+    build: str = "build"
+    outbox: str = "outbox"
+    logs: str = "logs"
+
+
+class FileSettings(_Section):
+    newsletter: NewsletterSection = NewsletterSection()
+    sender: SenderSection = SenderSection()
+    brand: BrandSection = BrandSection()
+    links: LinksSection = LinksSection()
+    delivery: DeliverySection = DeliverySection()
+    paths: PathsSection = PathsSection()
+
+
+class Secrets(BaseModel):
+    """Values that come only from the environment; SecretStr keeps them out of reprs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_api_host: str = DEFAULT_SENDGRID_HOST
+    unsubscribe_secret: SecretStr | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    workspace: Path
+    file: FileSettings
+    secrets: Secrets
+
+    def path(self, name: str) -> Path:
+        return self.workspace / str(getattr(self.file.paths, name))
+
+    @property
+    def database_path(self) -> Path:
+        return self.workspace / self.file.delivery.database
+
+    def issue_dir(self, slug: str) -> Path:
+        return self.path("issues") / slug
+
+    def build_dir(self, slug: str) -> Path:
+        return self.path("build") / slug
+
+
+def find_workspace(start: Path | None = None) -> Path:
+    """The nearest directory holding newsletter.toml, from $NEWSLETTER_WORKSPACE or upwards."""
+    if env := os.environ.get(WORKSPACE_ENV):
+        root = Path(env).resolve()
+        if not (root / CONFIG_FILE).is_file():
+            raise ConfigError(
+                f"no {CONFIG_FILE} in {root}",
+                where=WORKSPACE_ENV,
+                fix="point it at a workspace or run `newsletter init DIR`",
+            )
+        return root
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_FILE} found in {here} or its parents",
+        fix="run the command inside a workspace, or create one with `newsletter init DIR`",
+    )
+
+
+def load_settings(workspace: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    root = workspace.resolve() if workspace else find_workspace()
+    config_path = root / CONFIG_FILE
+    file_settings = _load_file(config_path)
+    env = dict(os.environ if environ is None else environ)
+    env = {**_read_dotenv(root / ".env"), **env}
+    return Settings(workspace=root, file=file_settings, secrets=_secrets_from(env, root))
+
+
+def _load_file(path: Path) -> FileSettings:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            "file not found", where=path, fix="create it with `newsletter init`"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"not valid TOML ({exc})", where=path, fix="correct the syntax at that line"
+        ) from None
+    try:
+        return FileSettings.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(
+            f"[{field}] {_describe(error)}",
+            where=path,
+            fix="see the commented example written by `newsletter init`",
+        ) from None
+
+
+def _describe(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown setting"
+    return str(error["msg"])
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+def _secrets_from(env: dict[str, str], root: Path) -> Secrets:
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    port = get("SMTP_PORT") or "587"
+    if not port.isdigit():
+        raise ConfigError(f"SMTP_PORT={port!r} is not a port number", where=root / ".env")
+    return Secrets(
+        sendgrid_api_key=get("SENDGRID_API_KEY"),
+        sendgrid_api_host=(get("SENDGRID_API_HOST") or DEFAULT_SENDGRID_HOST).rstrip("/"),
+        unsubscribe_secret=get("NEWSLETTER_UNSUBSCRIBE_SECRET"),
+        smtp_host=get("SMTP_HOST"),
+        smtp_port=int(port),
+        smtp_username=get("SMTP_USERNAME"),
+        smtp_password=get("SMTP_PASSWORD"),
+        smtp_starttls=(get("SMTP_STARTTLS") or "true").lower() not in {"0", "false", "no"},
+    )
