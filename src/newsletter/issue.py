@@ -203,7 +203,7 @@ def _message(error: Any) -> str:
     kind = error["type"]
     if kind == "missing":
         return "is required"
-    if kind == "too_short" and error.get("ctx", {}).get("min_length") == 1:
+    if kind in {"too_short", "string_too_short"} and error.get("ctx", {}).get("min_length") == 1:
         return "must not be empty"
     message = str(error["msg"])
     return message.removeprefix("Value error, ")

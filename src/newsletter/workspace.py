@@ -1,0 +1,130 @@
+"""Scaffolding: a new workspace (`init`) and a new issue (`new`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib import resources
+from pathlib import Path
+
+from newsletter.config import CONFIG_FILE, Settings
+from newsletter.errors import UserError
+from newsletter.issue import ISSUE_FILE, check_slug
+
+ENV_EXAMPLE = """\
+# Copy to .env (never commit it) and fill in what you use.
+# SendGrid: the key needs the mail.send scope (and suppressions read for `subscribers sync`).
+SENDGRID_API_KEY=
+# Base URL of the SendGrid API; change only for a staging server or a local stand-in.
+SENDGRID_API_HOST=https://api.sendgrid.com
+# Secret for signing one-click unsubscribe links (any long random string).
+NEWSLETTER_UNSUBSCRIBE_SECRET=
+# SMTP backend (used with --backend smtp).
+SMTP_HOST=
+SMTP_PORT=587
+SMTP_USERNAME=
+SMTP_PASSWORD=
+SMTP_STARTTLS=true
+# Workspace to use when running outside it (e.g. from cron).
+NEWSLETTER_WORKSPACE=
+"""
+
+CONFIG_EXAMPLE = """\
+# Settings for this workspace. Secrets (SENDGRID_API_KEY ...) go in .env, see .env.example.
+
+[newsletter]
+name = "My Newsletter"
+list_name = "my-newsletter"
+why = "You are receiving this email because you subscribed to My Newsletter."
+web_base_url = "https://example.org/newsletter"   # where web.html is published, per issue
+unsubscribe_url = "https://example.org/unsubscribe"
+language = "en"
+template = "newsletter"                          # templates/<template>.mjml.j2 and .txt.j2
+
+[sender]
+name = "My Newsletter"
+email = "newsletter@example.org"
+reply_to = "editors@example.org"
+postal_address = "Example Media, 1 Example Street, 10115 Berlin, Germany"
+
+[brand]
+primary_color = "#0b4f8a"
+text_color = "#1f2933"
+muted_color = "#5f6b7a"
+background_color = "#f3f4f6"
+font_family = "Helvetica, Arial, sans-serif"
+# logo_url = "https://example.org/logo.png"
+# logo_alt = "My Newsletter"
+# logo_width = 160
+
+[links]
+utm_source = "newsletter"
+utm_medium = "email"
+utm_campaign = "{slug}"
+
+[delivery]
+backend = "auto"          # auto = sendgrid when SENDGRID_API_KEY is set, else outbox
+database = "newsletter.db"
+batch_size = 1000
+# asm_group_id = 12345    # SendGrid unsubscribe group
+categories = ["newsletter"]
+max_lateness_hours = 6
+"""
+
+ISSUE_SKELETON = """\
+# One edition of the newsletter. `newsletter add {slug} URL...` appends stories;
+# edit freely: order, wording and comments are kept.
+subject: {subject}
+preheader: ""      # 35-140 characters shown after the subject in the inbox
+date: {date}
+intro: ""
+sections:
+  - title: Top story
+    layout: lead    # lead | list | grid
+    articles: []
+"""
+
+
+def init_workspace(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / CONFIG_FILE
+    if config.exists():
+        raise UserError(
+            "a workspace already exists here", where=config, fix="choose an empty directory"
+        )
+    created = [config, directory / ".env.example", directory / "issues"]
+    config.write_text(CONFIG_EXAMPLE, encoding="utf-8")
+    (directory / ".env.example").write_text(ENV_EXAMPLE, encoding="utf-8")
+    (directory / "issues").mkdir(exist_ok=True)
+    created += _copy_default_templates(directory / "templates")
+    return created
+
+
+def _copy_default_templates(target: Path) -> list[Path]:
+    created = []
+    root = resources.files("newsletter") / "templates"
+    stack = [(root, target)]
+    while stack:
+        source, destination = stack.pop()
+        destination.mkdir(parents=True, exist_ok=True)
+        for entry in source.iterdir():
+            if entry.is_dir():
+                stack.append((entry, destination / entry.name))
+            elif entry.name.endswith(".j2"):
+                path = destination / entry.name
+                path.write_text(entry.read_text(encoding="utf-8"), encoding="utf-8")
+                created.append(path)
+    return sorted(created)
+
+
+def new_issue(settings: Settings, slug: str, subject: str, today: dt.date | None = None) -> Path:
+    check_slug(slug)
+    path = settings.issue_dir(slug) / ISSUE_FILE
+    if path.exists():
+        raise UserError("the issue already exists", where=path, fix="pick another name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quoted = '"' + subject.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    path.write_text(
+        ISSUE_SKELETON.format(slug=slug, subject=quoted, date=(today or dt.date.today())),
+        encoding="utf-8",
+    )
+    return path
