@@ -138,7 +138,7 @@ def tables(built: BuiltEmail, document: lxml_html.HtmlElement) -> Iterator[Findi
     if missing:
         yield _error(
             "table-role",
-            f"{len(missing)} layout table(s) lack role=\"presentation\" (screen readers)",
+            f'{len(missing)} layout table(s) lack role="presentation" (screen readers)',
         )
     for table in document.iter("table"):
         width = (table.get("width") or "").removesuffix("px")

@@ -195,16 +195,20 @@ def _secrets_from(env: dict[str, str], root: Path) -> Secrets:
         value = env.get(name, "").strip()
         return value or None
 
+    def secret(name: str) -> SecretStr | None:
+        value = get(name)
+        return SecretStr(value) if value else None
+
     port = get("SMTP_PORT") or "587"
     if not port.isdigit():
         raise ConfigError(f"SMTP_PORT={port!r} is not a port number", where=root / ".env")
     return Secrets(
-        sendgrid_api_key=get("SENDGRID_API_KEY"),
+        sendgrid_api_key=secret("SENDGRID_API_KEY"),
         sendgrid_api_host=(get("SENDGRID_API_HOST") or DEFAULT_SENDGRID_HOST).rstrip("/"),
-        unsubscribe_secret=get("NEWSLETTER_UNSUBSCRIBE_SECRET"),
+        unsubscribe_secret=secret("NEWSLETTER_UNSUBSCRIBE_SECRET"),
         smtp_host=get("SMTP_HOST"),
         smtp_port=int(port),
         smtp_username=get("SMTP_USERNAME"),
-        smtp_password=get("SMTP_PASSWORD"),
+        smtp_password=secret("SMTP_PASSWORD"),
         smtp_starttls=(get("SMTP_STARTTLS") or "true").lower() not in {"0", "false", "no"},
     )

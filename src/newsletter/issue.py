@@ -23,6 +23,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from newsletter.errors import IssueFileError
+from newsletter.sanitize import strip_tags
 
 ISSUE_FILE = "issue.yaml"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -31,9 +32,12 @@ LAYOUTS: tuple[str, ...] = ("lead", "list", "grid")
 
 
 def _no_line_breaks(value: str | None) -> str | None:
-    if value is not None and ("\r" in value or "\n" in value):
+    """Single-line plain text: markup is removed here, before it can reach any template."""
+    if value is None:
+        return None
+    if "\r" in value or "\n" in value:
         raise ValueError("must be a single line (no line breaks)")
-    return value
+    return strip_tags(value).strip()
 
 
 def _absolute_web_url(value: str) -> str:
@@ -73,7 +77,9 @@ class Article(_Model):
     @classmethod
     def _image_needs_alt(cls, value: Any) -> Any:
         if isinstance(value, str):
-            raise ValueError("must be a mapping with src and alt, e.g. {src: https://..., alt: ...}")
+            raise ValueError(
+                "must be a mapping with src and alt, e.g. {src: https://..., alt: ...}"
+            )
         return value
 
 
@@ -81,6 +87,8 @@ class Section(_Model):
     title: str = Field(min_length=1, max_length=120)
     layout: Layout = "list"
     articles: list[Article] = Field(min_length=1)
+
+    _title_plain = field_validator("title")(_no_line_breaks)
 
     @field_validator("layout", mode="before")
     @classmethod
@@ -99,6 +107,13 @@ class Issue(_Model):
     sections: list[Section] = Field(min_length=1)
 
     _subject_single_line = field_validator("subject", "preheader")(_no_line_breaks)
+
+    @field_validator("subject", "preheader")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        return value
 
     @model_validator(mode="after")
     def _one_lead_at_most(self) -> Issue:

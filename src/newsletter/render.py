@@ -1,4 +1,4 @@
-"""Issue -> MJML (Jinja2) -> HTML (mjml-python) -> inlined HTML (premailer); text part; web version."""
+"""Issue -> MJML (Jinja2) -> HTML (mjml-python) -> inlined HTML (premailer); text; web version."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from newsletter.config import Settings
 from newsletter.errors import TemplateError
 from newsletter.inline import inline_css
 from newsletter.issue import Article, Issue
-from newsletter.merge_tags import MERGE_TAGS
+from newsletter.merge_tags import MERGE_TAGS, is_merge_tag
 from newsletter.mjml_tags import find_unknown_tags
-from newsletter.sanitize import sanitize_fragment, to_text
+from newsletter.sanitize import neutralise_markers, sanitize_fragment, to_text
 
 TEXT_WIDTH = 76
 
@@ -83,9 +83,19 @@ def template_environment(settings: Settings, slug: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_inert_content,
     )
     environment.filters.update(_filters(settings, slug))
     return environment
+
+
+def _inert_content(value: Any) -> Any:
+    """Every value a template prints: content can never become a template or merge tag."""
+    if isinstance(value, Markup):
+        return Markup(neutralise_markers(str(value)))
+    if isinstance(value, str) and not is_merge_tag(value):
+        return neutralise_markers(value)
+    return value
 
 
 def _filters(settings: Settings, slug: str) -> dict[str, Callable[..., Any]]:

@@ -6,6 +6,16 @@ import re
 
 INLINE_TAGS = frozenset({"a", "b", "strong", "i", "em", "br", "p"})
 _BLOCK = re.compile(r"\n\s*\n")
+_ANCHOR_WITHOUT_HREF = re.compile(r"<a>(.*?)</a>", re.DOTALL)
+# Template and merge-tag delimiters in content would be filled in or flagged as leftovers;
+# a zero-width space keeps them visible as text but inert.
+_MARKERS = (("{{", "{\u200b{"), ("{%", "{\u200b%"), ("%%", "%\u200b%"))
+
+
+def neutralise_markers(text: str) -> str:
+    for marker, inert in _MARKERS:
+        text = text.replace(marker, inert)
+    return text
 
 
 def sanitize_fragment(text: str) -> str:
@@ -26,9 +36,22 @@ def sanitize_fragment(text: str) -> str:
         link_rel=None,
         strip_comments=True,
     )
+    # nh3 drops unsafe hrefs (javascript: ...) but keeps the <a>: unwrap what is left.
+    cleaned = _ANCHOR_WITHOUT_HREF.sub(r"\1", cleaned)
     if "<p>" in cleaned:
         return cleaned
     return "".join(f"<p>{part.strip()}</p>" for part in _BLOCK.split(cleaned) if part.strip())
+
+
+def strip_tags(text: str) -> str:
+    """A title or label as plain text: any markup in it is removed, not shown."""
+    if "<" not in text:
+        return text
+    import html
+
+    import nh3
+
+    return html.unescape(nh3.clean(text, tags=set(), strip_comments=True))
 
 
 def to_text(text: str) -> str:

@@ -14,7 +14,7 @@ from newsletter.errors import NewsletterError
 class _Group(TyperGroup):
     """Turns the project's own exceptions into one red line and their exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except NewsletterError as error:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from newsletter.cli.app import app, info, settings, warn
+
+if TYPE_CHECKING:
+    from newsletter.checks import Finding
 
 
 @app.command()
@@ -83,10 +88,11 @@ def check(
     info(f"{slug}: all checks passed" + (" (with warnings)" if result.findings else ""))
 
 
-def _print_findings(findings: list[object]) -> None:
+def _print_findings(findings: Sequence[Finding]) -> None:
     for finding in findings:
-        level, code, message = (getattr(finding, k) for k in ("level", "code", "message"))
-        if level == "error":
-            typer.secho(f"error: [{code}] {message}", fg=typer.colors.RED, err=True)
+        if finding.level == "error":
+            typer.secho(
+                f"error: [{finding.code}] {finding.message}", fg=typer.colors.RED, err=True
+            )
         else:
-            warn(f"[{code}] {message}")
+            warn(f"[{finding.code}] {finding.message}")
