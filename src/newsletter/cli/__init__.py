@@ -1,5 +1,6 @@
 """Command-line interface: thin commands over the core modules."""
 
+from newsletter.cli import add_commands as add_commands
 from newsletter.cli import build_commands as build_commands
 from newsletter.cli.app import app, main
 

@@ -76,6 +76,7 @@ class Reader:
     suffixes: ClassVar[tuple[str, ...]] = ()
     content_types: ClassVar[tuple[str, ...]] = ()
     options: ReadOptions = field(default_factory=ReadOptions)
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -96,15 +97,24 @@ def readers() -> list[type[Reader]]:
     return [FeedReader, HtmlReader, MarkdownReader, TextReader]
 
 
-def read_source(source: str, options: ReadOptions | None = None) -> list[Found]:
+@dataclass(frozen=True)
+class Collected:
+    """What one source gave: its articles, and notes worth telling the editor."""
+
+    source: str
+    found: list[Found]
+    notes: list[str] = field(default_factory=list)
+
+
+def read_source(source: str, options: ReadOptions | None = None) -> Collected:
     """Load one SOURCE (URL or file) and return its articles; failures are SourceError."""
     options = options or ReadOptions()
     document = load(source, options)
-    reader = reader_for(document)
-    found = reader(options=options).read(document)
+    reader = reader_for(document)(options=options)
+    found = reader.read(document)
     if options.limit is not None:
         found = found[: options.limit]
-    return found
+    return Collected(source=source, found=found, notes=reader.notes)
 
 
 def load(source: str, options: ReadOptions) -> Document:
