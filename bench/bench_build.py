@@ -1,0 +1,112 @@
+"""Build benchmark: stage split of the sample and a 20-story issue, then our whole
+`newsletter build` process against npm's `mjml` CLI compiling the same 20-story MJML.
+
+    python bench/bench_build.py [--runs 10]
+
+The peer is installed on first use into bench/.mjml (npm install mjml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.twenty_stories import write_twenty_story_issue  # noqa: E402
+from newsletter.config import load_settings  # noqa: E402
+from newsletter.issue import load_issue  # noqa: E402
+from newsletter.render import render_issue  # noqa: E402
+
+PEER_DIR = REPO / "bench" / ".mjml"
+PEER = PEER_DIR / "node_modules" / ".bin" / "mjml"
+STAGES = ("template", "mjml", "inline", "text")
+
+
+def workspace(directory: Path) -> Path:
+    shutil.copy(REPO / "newsletter.toml", directory / "newsletter.toml")
+    shutil.copytree(REPO / "issues" / "sample", directory / "issues" / "sample")
+    write_twenty_story_issue(directory)
+    return directory
+
+
+def stage_split(root: Path, slug: str, runs: int) -> None:
+    settings = load_settings(root, environ={})
+    issue = load_issue(settings.issue_dir(slug) / "issue.yaml")
+    render_issue(issue, slug, settings)  # warm-up: imports and template compilation
+    totals = {stage: [] for stage in STAGES}  # type: dict[str, list[float]]
+    for _ in range(runs):
+        seconds = render_issue(issue, slug, settings).stage_seconds
+        for stage in STAGES:
+            totals[stage].append(seconds[stage])
+    means = {stage: statistics.mean(values) for stage, values in totals.items()}
+    whole = sum(means.values())
+    print(f"\n{slug}: in-process render, mean of {runs} runs = {whole * 1000:.1f} ms")
+    for stage in STAGES:
+        print(f"  {stage:<9}{means[stage] * 1000:8.1f} ms  {means[stage] / whole:6.1%}")
+
+
+def ensure_peer() -> Path:
+    if not PEER.exists():
+        PEER_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--prefix", str(PEER_DIR), "--no-audit", "--no-fund", "mjml@5"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return PEER
+
+
+def wall(command: list[str], runs: int, cwd: Path) -> float:
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True)  # warm the page cache
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def versus_peer(root: Path, runs: int) -> None:
+    settings = load_settings(root, environ={})
+    issue = load_issue(settings.issue_dir("twenty") / "issue.yaml")
+    mjml_file = root / "twenty.mjml"
+    mjml_file.write_text(render_issue(issue, "twenty", settings).mjml, encoding="utf-8")
+    peer = ensure_peer()
+    ours_cmd = [sys.executable, "-m", "newsletter.cli", "build", "twenty"]
+    newsletter_bin = Path(sys.executable).parent / "newsletter"
+    if newsletter_bin.exists():
+        ours_cmd = [str(newsletter_bin), "build", "twenty"]
+    ours = wall(ours_cmd, runs, root)
+    theirs = wall([str(peer), str(mjml_file), "-o", str(root / "peer.html")], runs, root)
+    print(f"\nwhole process, 20 stories, median of {runs} runs:")
+    print(f"  newsletter build twenty (template+MJML+inline+text+checks+write): {ours:.3f} s")
+    print(f"  mjml CLI (MJML -> HTML only):                                    {theirs:.3f} s")
+    print(f"  ratio ours/peer: {ours / theirs:.2f}x   (goal: <= 0.35x)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--no-peer", action="store_true", help="skip the mjml CLI comparison")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        root = workspace(Path(scratch))
+        os.environ.pop("NEWSLETTER_WORKSPACE", None)
+        for slug in ("sample", "twenty"):
+            stage_split(root, slug, args.runs)
+        if not args.no_peer:
+            versus_peer(root, args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
