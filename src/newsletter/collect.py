@@ -130,7 +130,7 @@ def _sections_of(document: CommentedMap) -> CommentedSeq:
     if sections is None:
         sections = CommentedSeq()
         document["sections"] = sections
-    if not isinstance(sections, list):
+    if not isinstance(sections, CommentedSeq):
         raise IssueFileError(
             "sections: must be a list of sections",
             fix="write `sections:` followed by `- title: ...` entries, or `sections: []`",
@@ -139,7 +139,7 @@ def _sections_of(document: CommentedMap) -> CommentedSeq:
 
 
 def _mappings(sections: Sequence[Any]) -> list[CommentedMap]:
-    return [s for s in sections if isinstance(s, dict)]
+    return [s for s in sections if isinstance(s, CommentedMap)]
 
 
 def _last_title(sections: Sequence[Any]) -> str | None:

@@ -41,10 +41,17 @@ def add(
         "Default: the source's own grouping, else the issue's last section.",
     ),
     limit: int | None = typer.Option(
-        None, "--limit", "-n", min=1, help="At most N articles per source (feeds: newest N; default 10)."
+        None,
+        "--limit",
+        "-n",
+        min=1,
+        help="At most N articles per source (feeds: newest N; default 10).",
     ),
     since: str | None = typer.Option(
-        None, "--since", metavar="DATE", help="Feeds: only items published on or after DATE (YYYY-MM-DD)."
+        None,
+        "--since",
+        metavar="DATE",
+        help="Feeds: only items published on or after DATE (YYYY-MM-DD).",
     ),
     url: str | None = typer.Option(
         None,
@@ -53,7 +60,9 @@ def add(
         help="The original address of a saved page or feed file (for relative links and "
         "pages without a canonical link).",
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be added; change nothing."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would be added; change nothing."
+    ),
     timeout: float | None = typer.Option(
         None,
         "--timeout",

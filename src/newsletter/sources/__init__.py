@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-from html import unescape
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html import unescape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -210,7 +210,9 @@ def _refuse_binary(document: Document, head: bytes) -> None:
     if kind is None and not document.content.strip():
         raise SourceError("the source is empty", where=document.location, fix=KINDS_HINT)
     if kind is not None:
-        raise SourceError(f"{kind}, not a page, feed or text", where=document.location, fix=KINDS_HINT)
+        raise SourceError(
+            f"{kind}, not a page, feed or text", where=document.location, fix=KINDS_HINT
+        )
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -239,11 +241,11 @@ def decode(content: bytes, declared: str | None = None) -> str:
     except UnicodeDecodeError:
         pass
     for label in _declared_encodings(content, declared):
-        encoding = _python_codec(label)
-        if encoding is None or encoding == "utf-8":
+        codec = _python_codec(label)
+        if codec is None or codec == "utf-8":
             continue
         try:
-            return content.decode(encoding)
+            return content.decode(codec)
         except UnicodeDecodeError:
             continue
     return _guess(content)

@@ -333,7 +333,7 @@ class _Page:
     def _link_href(self, rel: str) -> str | None:
         for link in self.tree.iterfind(".//link[@href]"):
             if rel in (link.get("rel") or "").lower().split():
-                return link.get("href")
+                return str(link.get("href"))
         return None
 
     def date(self) -> dt.date | None:
@@ -409,7 +409,10 @@ def _flatten_graph(node: Any) -> Iterator[dict[str, Any]]:
 
 def _mf_properties(node: dict[str, Any]) -> dict[str, Any]:
     properties = node.get("properties", {})
-    return {key: (value[0] if isinstance(value, list) and value else value) for key, value in properties.items()}
+    return {
+        key: (value[0] if isinstance(value, list) and value else value)
+        for key, value in properties.items()
+    }
 
 
 def _text_of(value: Any) -> str | None:

@@ -1,15 +1,8 @@
 """Markdown files with YAML front matter: one article an editor wrote or noted down by hand.
 
-    ---
-    title: The headline
-    url: https://example.org/story
-    image: https://example.org/photo.jpg     # or {src: ..., alt: ...}
-    image_alt: What the photo shows
-    teaser: Optional; else the body's first paragraph
-    author: Jane Doe
-    date: 2026-11-30
-    ---
-    Body text...
+Front matter keys: title and url (required; url may come from --url), image (an address, or
+a mapping with src and alt), image_alt, teaser (else summary, description or the body's
+first paragraph), author (a name or a list), date (YYYY-MM-DD), label, section.
 """
 
 from __future__ import annotations
@@ -60,7 +53,9 @@ class MarkdownReader(Reader):
             "date": _date(meta),
             "label": _text(meta, "label"),
         }
-        return [Found(article=make_article(document.location, fields), section=_text(meta, "section"))]
+        return [
+            Found(article=make_article(document.location, fields), section=_text(meta, "section"))
+        ]
 
 
 def _split(document: Document) -> tuple[dict[str, Any], str]:
