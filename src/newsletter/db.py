@@ -1,0 +1,202 @@
+"""The workspace database: one SQLite file holding subscribers, the send ledger and schedules.
+
+`open_database` is the only place that opens it: WAL, foreign keys, a busy timeout for
+concurrent cron runs, and the named, ordered migrations below applied on open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from newsletter.errors import UserError
+
+BUSY_TIMEOUT_MS = 30_000
+# Bounded so memory stays flat as the list grows (the send benchmark checks RSS).
+CACHE_SIZE_KIB = 16_384
+
+# Named, ordered and append-only: a released migration is never edited, only followed.
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "001_subscribers",
+        (
+            # AUTOINCREMENT: a removed subscriber's id is never reused, so ledger rows that
+            # outlive their subscriber can never be mistaken for someone else's.
+            """
+            CREATE TABLE subscribers (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                email TEXT NOT NULL,
+                email_key TEXT NOT NULL UNIQUE,
+                name TEXT,
+                first_name TEXT,
+                fields TEXT NOT NULL DEFAULT '{}',
+                status TEXT NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'unsubscribed', 'bounced', 'complained')),
+                status_reason TEXT,
+                source TEXT,
+                created TEXT NOT NULL,
+                updated TEXT NOT NULL
+            )
+            """,
+            "CREATE INDEX subscribers_status ON subscribers (status)",
+        ),
+    ),
+    (
+        "002_ledger",
+        (
+            """
+            CREATE TABLE ledger_issues (
+                id INTEGER PRIMARY KEY,
+                slug TEXT NOT NULL UNIQUE,
+                prepared TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE batches (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                issue_id INTEGER NOT NULL REFERENCES ledger_issues (id),
+                state TEXT NOT NULL
+                    CHECK (state IN ('sending', 'sent', 'failed', 'unknown', 'released')),
+                attempt INTEGER NOT NULL,
+                size INTEGER NOT NULL,
+                created TEXT NOT NULL,
+                finished TEXT,
+                message_id TEXT,
+                error TEXT
+            )
+            """,
+            "CREATE INDEX batches_issue ON batches (issue_id, state)",
+            # email_key is copied from the subscriber so that the same address can never be
+            # in one issue's ledger twice, even if it was removed and added again since.
+            """
+            CREATE TABLE ledger (
+                id INTEGER PRIMARY KEY,
+                issue_id INTEGER NOT NULL REFERENCES ledger_issues (id),
+                subscriber_id INTEGER NOT NULL,
+                email_key TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (
+                    state IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'skipped')
+                ),
+                batch_id INTEGER REFERENCES batches (id),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                UNIQUE (issue_id, email_key)
+            )
+            """,
+            "CREATE INDEX ledger_claim ON ledger (issue_id, state, subscriber_id)",
+            "CREATE INDEX ledger_batch ON ledger (batch_id)",
+        ),
+    ),
+    (
+        "003_schedules",
+        (
+            """
+            CREATE TABLE schedules (
+                issue TEXT PRIMARY KEY,
+                send_at_utc TEXT NOT NULL,
+                tz TEXT NOT NULL,
+                created TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
+)
+
+
+def utc_now() -> str:
+    """The one clock of the database layer: UTC, ISO 8601, seconds precision."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the workspace database and bring its schema up to date."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves (see `transaction`).
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        _configure(conn)
+        migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise UserError(
+            f"cannot use the database ({exc})",
+            where=path,
+            fix="check that the file is the workspace's SQLite database "
+            "(setting [delivery] database in newsletter.toml)",
+        ) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a batch claimed as `sending` must survive a power cut before its request leaves.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_SIZE_KIB}")
+    conn.execute("PRAGMA journal_size_limit = 67108864")
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception; nests as a savepoint.
+
+    IMMEDIATE takes the write lock up front, so two processes never both read and then
+    fail to upgrade; the busy timeout makes the second one wait instead.
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT nested")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+            raise
+        conn.execute("RELEASE nested")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute("SELECT name FROM _migrations ORDER BY name").fetchall()
+    return [str(name) for (name,) in rows]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet applied, each in its own transaction; return their names."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+    )
+    known = {name for name, _ in MIGRATIONS}
+    newer = [name for name in applied_migrations(conn) if name not in known]
+    if newer:
+        raise UserError(
+            f"the database was updated by a newer version of newsletter (migration {newer[-1]})",
+            fix="upgrade newsletter (pip install -U newsletter)",
+        )
+    applied = set(applied_migrations(conn))
+    done: list[str] = []
+    for name, statements in MIGRATIONS:
+        if name in applied:
+            continue
+        with transaction(conn):
+            # Checked inside the write lock: two processes opening at once apply it once.
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO _migrations (name, applied) VALUES (?, ?)", (name, utc_now()))
+        done.append(name)
+    return done

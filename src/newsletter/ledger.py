@@ -1,0 +1,367 @@
+"""The send ledger: which recipient got which issue, in which state.
+
+Every (issue, recipient) pair has one row. A send goes through these states::
+
+    prepare         claim_batch         mark_sent
+    -------> pending ----------> sending ---------> sent
+               ^  |                  |--mark_failed--> failed
+               |  |                  |--mark_unknown-> unknown   (answer lost: may be delivered)
+               |  |                  |--recover------> unknown   (process died mid-request)
+               |  |                  '--release------> pending   (provably not sent)
+               |  '-- subscriber no longer active at claim time --> skipped
+               '------------------ requeue (an explicit editor decision) ----------------'
+
+A batch is written as `sending` before its request goes out and moved on only after the
+answer, each step in its own transaction, so a crash at any point leaves rows that are
+`sending` (made `unknown` by `recover`), never rows that were sent but look pending.
+The same address can be in one issue's ledger only once (unique on the address key), even
+if the subscriber was removed and added again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from newsletter.db import transaction, utc_now
+from newsletter.subscribers import safe_display_name
+
+PENDING = "pending"
+SENDING = "sending"
+SENT = "sent"
+FAILED = "failed"
+UNKNOWN = "unknown"
+SKIPPED = "skipped"
+STATES = (PENDING, SENDING, SENT, FAILED, UNKNOWN, SKIPPED)
+# States a rerun may put back to pending; `sending` only ever leaves through `recover`.
+REQUEUEABLE = frozenset({SENT, FAILED, UNKNOWN, SKIPPED})
+UNFINISHED = (PENDING, SENDING, UNKNOWN, FAILED)
+
+MAX_ERROR_CHARS = 2000
+_FETCH_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Recipient:
+    subscriber_id: int
+    email: str
+    name: str | None
+    first_name: str | None
+    fields: dict[str, str]
+
+    @property
+    def safe_name(self) -> str | None:
+        """The name fit for an email header / SendGrid's `to.name` (no `;` `,` CR LF)."""
+        return safe_display_name(self.name)
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    issue: str
+    recipients: list[Recipient]
+    attempt: int
+
+
+class Ledger:
+    """The send log of every issue, in the workspace database.
+
+    Not safe for two processes sending the same issue at once (`recover` would take the
+    other's batches for crashed ones): callers hold the workspace send lock.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._issue_ids: dict[str, int] = {}
+
+    # -- preparing and recovering ---------------------------------------------------------
+
+    def prepare(self, issue: str) -> int:
+        """Make every active subscriber not yet in this issue's ledger pending; return how many.
+
+        Rows `skipped` earlier whose subscriber is active again become pending too: they
+        were never sent, so sending them now cannot send anyone the issue twice.
+        """
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT OR IGNORE INTO ledger_issues (slug, prepared) VALUES (?, ?)",
+                (issue, utc_now()),
+            )
+            issue_id = self._require_issue_id(issue)
+            added = self.conn.execute(
+                "INSERT OR IGNORE INTO ledger (issue_id, subscriber_id, email_key, state) "
+                "SELECT ?, id, email_key, 'pending' FROM subscribers "
+                "WHERE status = 'active' ORDER BY id",
+                (issue_id,),
+            ).rowcount
+            revived = self.conn.execute(
+                "UPDATE ledger SET state = 'pending' WHERE issue_id = ? AND state = 'skipped' "
+                "AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
+                (issue_id,),
+            ).rowcount
+        return added + revived
+
+    def recover(self, issue: str) -> int:
+        """Rows left `sending` by a process that died become `unknown`; return how many."""
+        issue_id = self._issue_id(issue)
+        if issue_id is None:
+            return 0
+        with transaction(self.conn):
+            count = self.conn.execute(
+                "UPDATE ledger SET state = 'unknown' WHERE issue_id = ? AND state = 'sending'",
+                (issue_id,),
+            ).rowcount
+            self.conn.execute(
+                "UPDATE batches SET state = 'unknown', finished = ?, error = ? "
+                "WHERE issue_id = ? AND state = 'sending'",
+                (
+                    utc_now(),
+                    "interrupted: the sending process stopped before the answer was recorded",
+                    issue_id,
+                ),
+            )
+        return count
+
+    # -- one batch through its states ------------------------------------------------------
+
+    def claim_batch(self, issue: str, size: int) -> Batch | None:
+        """Take up to `size` pending rows (subscriber-id order) as one `sending` batch.
+
+        Pending rows whose subscriber is no longer active (or was removed) become `skipped`
+        on the way. None when nothing is pending.
+        """
+        if size < 1:
+            raise ValueError(f"batch size must be at least 1, not {size}")
+        issue_id = self._issue_id(issue)
+        if issue_id is None:
+            return None
+        with transaction(self.conn):
+            rows = self._take_active_pending(issue_id, size)
+            if not rows:
+                return None
+            attempt = max(row[2] for row in rows) + 1
+            batch_id = self.conn.execute(
+                "INSERT INTO batches (issue_id, state, attempt, size, created) "
+                "VALUES (?, 'sending', ?, ?, ?)",
+                (issue_id, attempt, len(rows), utc_now()),
+            ).lastrowid
+            assert batch_id is not None
+            # One range update by index instead of one statement per row: the rows taken
+            # are exactly the pending ones up to the last subscriber id taken.
+            updated = self.conn.execute(
+                "UPDATE ledger SET state = 'sending', batch_id = ?, attempts = attempts + 1 "
+                "WHERE issue_id = ? AND state = 'pending' AND subscriber_id <= ?",
+                (batch_id, issue_id, rows[-1][1]),
+            ).rowcount
+            if updated != len(rows):
+                raise RuntimeError(
+                    f"ledger for {issue!r} changed while claiming ({updated} != {len(rows)})"
+                )
+        recipients = [
+            Recipient(
+                subscriber_id=subscriber_id,
+                email=email,
+                name=name,
+                first_name=first_name,
+                fields=json.loads(fields) if fields != "{}" else {},
+            )
+            for _, subscriber_id, _, email, name, first_name, fields in rows
+        ]
+        return Batch(id=batch_id, issue=issue, recipients=recipients, attempt=attempt)
+
+    def _take_active_pending(
+        self, issue_id: int, size: int
+    ) -> list[tuple[int, int, int, str, str | None, str | None, str]]:
+        while True:
+            rows = self.conn.execute(
+                "SELECT l.id, l.subscriber_id, l.attempts, s.email, s.name, s.first_name, "
+                "s.fields, s.status FROM ledger AS l "
+                "LEFT JOIN subscribers AS s ON s.id = l.subscriber_id "
+                "WHERE l.issue_id = ? AND l.state = 'pending' "
+                "ORDER BY l.subscriber_id LIMIT ?",
+                (issue_id, size),
+            ).fetchall()
+            if not rows:
+                return []
+            inactive = [(row[0],) for row in rows if row[7] != "active"]
+            if not inactive:
+                return [row[:7] for row in rows]
+            self.conn.executemany("UPDATE ledger SET state = 'skipped' WHERE id = ?", inactive)
+            active = [row[:7] for row in rows if row[7] == "active"]
+            if active:
+                return active
+
+    def mark_sent(self, batch_id: int, message_id: str | None) -> None:
+        """The service accepted the batch (202): its rows are `sent`."""
+        self._finish(batch_id, SENT, {SENDING, UNKNOWN}, message_id=message_id)
+
+    def mark_failed(self, batch_id: int, error: str) -> None:
+        """The service refused the batch (e.g. 400/413): not delivered, kept for a rerun."""
+        self._finish(batch_id, FAILED, {SENDING}, error=error)
+
+    def mark_unknown(self, batch_id: int, error: str) -> None:
+        """The request may have gone out but its answer was lost: never resent by default."""
+        self._finish(batch_id, UNKNOWN, {SENDING}, error=error)
+
+    def release(self, batch_id: int) -> None:
+        """The request provably did not go out: its rows are pending again."""
+        self._finish(batch_id, PENDING, {SENDING})
+
+    def _finish(
+        self,
+        batch_id: int,
+        state: str,
+        allowed_from: set[str],
+        *,
+        message_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        with transaction(self.conn):
+            row = self.conn.execute(
+                "SELECT state FROM batches WHERE id = ?", (batch_id,)
+            ).fetchone()
+            if row is None:
+                raise ValueError(f"no batch {batch_id} in the ledger")
+            if row[0] not in allowed_from:
+                raise ValueError(f"batch {batch_id} is {row[0]}; cannot mark it {state}")
+            placeholders = ", ".join("?" * len(allowed_from))
+            self.conn.execute(
+                f"UPDATE ledger SET state = ? WHERE batch_id = ? AND state IN ({placeholders})",
+                (state, batch_id, *sorted(allowed_from)),
+            )
+            self.conn.execute(
+                "UPDATE batches SET state = ?, finished = ?, message_id = ?, error = ? "
+                "WHERE id = ?",
+                (
+                    "released" if state == PENDING else state,
+                    utc_now(),
+                    message_id,
+                    _truncate(error),
+                    batch_id,
+                ),
+            )
+
+    # -- editor decisions --------------------------------------------------------------
+
+    def requeue(self, issue: str, states: set[str]) -> int:
+        """Put rows in `states` back to pending (e.g. {"unknown"} for --resend-unknown)."""
+        wrong = set(states) - REQUEUEABLE
+        if wrong:
+            raise ValueError(f"cannot requeue rows that are {', '.join(sorted(wrong))}")
+        issue_id = self._issue_id(issue)
+        if issue_id is None or not states:
+            return 0
+        placeholders = ", ".join("?" * len(states))
+        with transaction(self.conn):
+            return self.conn.execute(
+                f"UPDATE ledger SET state = 'pending' WHERE issue_id = ? "
+                f"AND state IN ({placeholders})",
+                (issue_id, *sorted(states)),
+            ).rowcount
+
+    # -- what the ledger knows -----------------------------------------------------------
+
+    def counts(self, issue: str) -> dict[str, int]:
+        """Rows per state for the issue; every state present, zeros included."""
+        counts = dict.fromkeys(STATES, 0)
+        issue_id = self._issue_id(issue)
+        if issue_id is not None:
+            rows = self.conn.execute(
+                "SELECT state, count(*) FROM ledger WHERE issue_id = ? GROUP BY state",
+                (issue_id,),
+            )
+            counts.update({str(state): int(n) for state, n in rows})
+        return counts
+
+    def recipients(
+        self, issue: str, state: str, limit: int | None = None
+    ) -> Iterator[tuple[str, str | None]]:
+        """(email, last error) of the rows in `state`, in subscriber-id order, streamed.
+
+        The address is the subscriber's current one, or the stored address key if the
+        subscriber has since been removed.
+        """
+        if state not in STATES:
+            raise ValueError(f"unknown ledger state {state!r}")
+        issue_id = self._issue_id(issue)
+        if issue_id is None:
+            return
+        remaining = limit
+        after = -1
+        while remaining is None or remaining > 0:
+            chunk = _FETCH_CHUNK if remaining is None else min(_FETCH_CHUNK, remaining)
+            # Keyset pages: no read transaction held open while the caller works.
+            rows = self.conn.execute(
+                "SELECT l.subscriber_id, coalesce(s.email, l.email_key), b.error "
+                "FROM ledger AS l "
+                "LEFT JOIN subscribers AS s ON s.id = l.subscriber_id "
+                "LEFT JOIN batches AS b ON b.id = l.batch_id "
+                "WHERE l.issue_id = ? AND l.state = ? AND l.subscriber_id > ? "
+                "ORDER BY l.subscriber_id LIMIT ?",
+                (issue_id, state, after, chunk),
+            ).fetchall()
+            for _, email, error in rows:
+                yield str(email), error
+            if len(rows) < chunk:
+                return
+            after = rows[-1][0]
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def issues(self) -> list[str]:
+        """Every issue with a ledger, in the order they were first prepared."""
+        rows = self.conn.execute("SELECT slug FROM ledger_issues ORDER BY id").fetchall()
+        return [str(slug) for (slug,) in rows]
+
+    def is_complete(self, issue: str) -> bool:
+        """Prepared, and nothing pending, sending, unknown or failed."""
+        issue_id = self._issue_id(issue)
+        if issue_id is None:
+            return False
+        return not self._any(issue_id, UNFINISHED)
+
+    def was_sent(self, issue: str) -> bool:
+        """At least one recipient has this issue in state `sent`."""
+        issue_id = self._issue_id(issue)
+        return issue_id is not None and self._any(issue_id, (SENT,))
+
+    def sent_issues(self, limit: int) -> list[str]:
+        """Issues with at least one accepted batch, most recently sent first."""
+        rows = self.conn.execute(
+            "SELECT i.slug FROM batches AS b JOIN ledger_issues AS i ON i.id = b.issue_id "
+            "WHERE b.state = 'sent' GROUP BY i.id ORDER BY max(b.id) DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [str(slug) for (slug,) in rows]
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _any(self, issue_id: int, states: tuple[str, ...]) -> bool:
+        placeholders = ", ".join("?" * len(states))
+        row = self.conn.execute(
+            f"SELECT 1 FROM ledger WHERE issue_id = ? AND state IN ({placeholders}) LIMIT 1",
+            (issue_id, *states),
+        ).fetchone()
+        return row is not None
+
+    def _issue_id(self, issue: str) -> int | None:
+        if issue in self._issue_ids:
+            return self._issue_ids[issue]
+        row = self.conn.execute("SELECT id FROM ledger_issues WHERE slug = ?", (issue,)).fetchone()
+        if row is None:
+            return None
+        self._issue_ids[issue] = int(row[0])
+        return self._issue_ids[issue]
+
+    def _require_issue_id(self, issue: str) -> int:
+        issue_id = self._issue_id(issue)
+        assert issue_id is not None
+        return issue_id
+
+
+def _truncate(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_ERROR_CHARS:
+        return text
+    return text[: MAX_ERROR_CHARS - 1] + "…"
