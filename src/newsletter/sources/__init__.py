@@ -272,11 +272,18 @@ def _python_codec(label: str) -> str | None:
 def _guess(content: bytes) -> str:
     from charset_normalizer import from_bytes
 
-    best = from_bytes(content).best()
-    if best is not None and best.encoding not in {"utf_8", "ascii"}:
-        encoding = "cp1252" if best.encoding in {"latin_1", "iso8859_15"} else best.encoding
-        return content.decode(encoding, errors="replace")
-    return content.decode("cp1252", errors="replace")
+    matches = list(from_bytes(content))
+    if not matches:
+        return content.decode("cp1252", errors="replace")
+    best = matches[0]
+    # Short Western text fits several code pages equally well; the web's default wins ties.
+    tied = [
+        m.encoding
+        for m in matches
+        if m.chaos <= best.chaos and m.coherence >= best.coherence - 0.05
+    ]
+    encoding = "cp1252" if "cp1252" in tied or best.encoding == "ascii" else best.encoding
+    return content.decode(encoding, errors="replace")
 
 
 # --- text helpers shared by the readers -------------------------------------------------------
