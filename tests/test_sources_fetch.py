@@ -43,7 +43,8 @@ def test_redirect_loop_is_one_clear_error() -> None:
     with local_site(routes) as site, pytest.raises(SourceError) as caught:
         fetch(site.url("/a"), timeout=5)
     assert caught.value.line() == (
-        f"{site.url('/a')}: more than 5 redirects — open the address in a browser and give the final one"
+        f"{site.url('/a')}: more than 5 redirects "
+        "— open the address in a browser and give the final one"
     )
 
 
@@ -77,7 +78,8 @@ def test_unreachable_host_is_connection_refused() -> None:
     with pytest.raises(SourceError) as caught:
         fetch(url, timeout=2)
     assert caught.value.line() == (
-        f"{url}: cannot connect (Connection refused) — check the address and your network connection"
+        f"{url}: cannot connect (Connection refused) "
+        "— check the address and your network connection"
     )
 
 

@@ -104,7 +104,8 @@ def test_scheme_relative_canonical_and_non_latin_text() -> None:
         "https://www.24horas.cl/politica/presidente-boric-inicia-gira-por-magallanes-este-miercoles-5287894"
     )
     assert meta.title == (
-        "Segundo viaje oficial fuera de Santiago: Presidente Boric inicia gira por Magallanes este miércoles"
+        "Segundo viaje oficial fuera de Santiago: "
+        "Presidente Boric inicia gira por Magallanes este miércoles"
     )
     arabic = meta_of("arabic_article.html")
     assert arabic.title == "معارضون يسيطرون على مخازن للصواريخ بريف دمشق"
@@ -113,7 +114,8 @@ def test_scheme_relative_canonical_and_non_latin_text() -> None:
 PAGE = """<!doctype html><html><head>{head}<title>Caf\u00e9 news \u2013 Example Times</title>
 <meta property="og:site_name" content="Example Times">
 <link rel="canonical" href="https://example.org/cafe?utm_source=x">
-</head><body><p>Le caf\u00e9 \u201cna\u00efve\u201d co\u00fbte 3 \u20ac, dit l'\u00e9diteur, et c'est tout.</p></body></html>"""
+</head><body><p>Le caf\u00e9 \u201cna\u00efve\u201d co\u00fbte 3 \u20ac,
+dit l'\u00e9diteur, et c'est tout.</p></body></html>"""
 TEXT = "Le café “naïve” coûte 3 €, dit l'éditeur, et c'est tout."
 
 
@@ -183,7 +185,8 @@ def test_long_descriptions_are_cut_at_a_word_boundary(tmp_path: Path) -> None:
     path = tmp_path / "long.html"
     words = " ".join(f"word{n}" for n in range(200))
     path.write_text(
-        f'<html><head><meta property="og:title" content="Long"><meta name="description" content="{words}">'
+        '<html><head><meta property="og:title" content="Long">'
+        f'<meta name="description" content="{words}">'
         '<link rel="canonical" href="https://example.org/long"></head></html>'
     )
     teaser = read_source(str(path)).found[0].article.teaser

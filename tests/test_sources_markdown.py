@@ -67,7 +67,8 @@ def test_missing_title_and_missing_url(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as caught:
         read_source(str(untitled))
     assert caught.value.line() == (
-        f"{untitled}: the front matter has no title — add a line `title: ...` between the --- lines at the top"
+        f"{untitled}: the front matter has no title "
+        "— add a line `title: ...` between the --- lines at the top"
     )
     no_url = write(tmp_path, "---\ntitle: X\n---\nBody\n", "b.md")
     with pytest.raises(SourceError) as caught:
@@ -95,5 +96,6 @@ def test_invalid_url_in_front_matter_is_named(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as caught:
         read_source(str(path))
     assert caught.value.line() == (
-        f"{path}: url: 'not-a-url' is not an absolute http(s) URL — the source is incomplete; check it"
+        f"{path}: url: 'not-a-url' is not an absolute http(s) URL "
+        "— the source is incomplete; check it"
     )

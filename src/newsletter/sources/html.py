@@ -256,13 +256,13 @@ class _Page:
         return cut_teaser(text) if text else None
 
     def _first_paragraph(self) -> str | None:
-        body = self._extracted("text") or ""
+        """The first line of running text: long, else at least a finished sentence."""
         title = (self.title() or "").casefold()
-        for line in body.splitlines():
-            line = squash(line.strip("|# "))
-            if len(line) >= 40 and not line.startswith("![") and line.casefold() != title:
-                return line
-        return None
+        lines = [squash(line.strip("|# ")) for line in (self._extracted("text") or "").splitlines()]
+        lines = [line for line in lines if not line.startswith("![") and line.casefold() != title]
+        return next((line for line in lines if len(line) >= 40), None) or next(
+            (line for line in lines if line.endswith((".", "!", "?", "…"))), None
+        )
 
     def base(self) -> str | None:
         """Where relative links point: <base href>, the given address, else the page's own."""

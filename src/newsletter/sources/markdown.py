@@ -72,9 +72,11 @@ def _split(document: Document) -> tuple[dict[str, Any], str]:
     try:
         post = frontmatter.loads(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        # +2: the opening --- line, and YAML counts from 0.
-        where = f"{document.location}:{mark.line + 2}" if mark else document.location
+        # An unclosed bracket is reported at the end of the text; where it opened helps more.
+        mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
+        # python-frontmatter hands YAML the text from the end of the opening --- line on,
+        # so YAML's 0-based line + 1 is the file's line.
+        where = f"{document.location}:{mark.line + 1}" if mark else document.location
         problem = getattr(error, "problem", None) or "invalid YAML"
         raise SourceError(
             f"front matter is not valid YAML ({problem})",
