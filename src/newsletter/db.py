@@ -71,22 +71,22 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE INDEX batches_issue ON batches (issue_id, state)",
             # email_key is copied from the subscriber so that the same address can never be
             # in one issue's ledger twice, even if it was removed and added again since.
+            # A claimed row is `batched`: its state is then its batch's, so the outcome of a
+            # request is written once per batch, not once per recipient.
             """
             CREATE TABLE ledger (
                 id INTEGER PRIMARY KEY,
                 issue_id INTEGER NOT NULL REFERENCES ledger_issues (id),
                 subscriber_id INTEGER NOT NULL,
                 email_key TEXT NOT NULL,
-                state TEXT NOT NULL CHECK (
-                    state IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'skipped')
-                ),
+                state TEXT NOT NULL CHECK (state IN ('pending', 'batched', 'skipped')),
                 batch_id INTEGER REFERENCES batches (id),
                 attempts INTEGER NOT NULL DEFAULT 0,
                 UNIQUE (issue_id, email_key)
             )
             """,
             "CREATE INDEX ledger_claim ON ledger (issue_id, state, subscriber_id)",
-            "CREATE INDEX ledger_batch ON ledger (batch_id)",
+            "CREATE INDEX ledger_batch ON ledger (batch_id, state)",
         ),
     ),
     (

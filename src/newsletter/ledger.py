@@ -16,6 +16,10 @@ answer, each step in its own transaction, so a crash at any point leaves rows th
 `sending` (made `unknown` by `recover`), never rows that were sent but look pending.
 The same address can be in one issue's ledger only once (unique on the address key), even
 if the subscriber was removed and added again.
+
+Storage: a claimed row is `batched` and takes its state (sending, sent, failed, unknown)
+from its batch, so recording a request's outcome is one row write whatever the batch size;
+`release` and `requeue` put rows back to `pending`, keeping their last batch for its error.
 """
 
 from __future__ import annotations
@@ -38,9 +42,14 @@ STATES = (PENDING, SENDING, SENT, FAILED, UNKNOWN, SKIPPED)
 # States a rerun may put back to pending; `sending` only ever leaves through `recover`.
 REQUEUEABLE = frozenset({SENT, FAILED, UNKNOWN, SKIPPED})
 UNFINISHED = (PENDING, SENDING, UNKNOWN, FAILED)
+# The states a row takes from its batch (the row itself says `batched`).
+BATCH_STATES = (SENDING, SENT, FAILED, UNKNOWN)
 
 MAX_ERROR_CHARS = 2000
+INTERRUPTED = "interrupted: the sending process stopped before the answer was recorded"
 _FETCH_CHUNK = 1000
+
+_PendingRow = tuple[int, int, str, str | None, str | None, str]
 
 
 @dataclass(frozen=True)
@@ -84,23 +93,29 @@ class Ledger:
         Rows `skipped` earlier whose subscriber is active again become pending too: they
         were never sent, so sending them now cannot send anyone the issue twice.
         """
-        with transaction(self.conn):
-            self.conn.execute(
-                "INSERT OR IGNORE INTO ledger_issues (slug, prepared) VALUES (?, ?)",
-                (issue, utc_now()),
-            )
-            issue_id = self._require_issue_id(issue)
-            added = self.conn.execute(
-                "INSERT OR IGNORE INTO ledger (issue_id, subscriber_id, email_key, state) "
-                "SELECT ?, id, email_key, 'pending' FROM subscribers "
-                "WHERE status = 'active' ORDER BY id",
-                (issue_id,),
-            ).rowcount
-            revived = self.conn.execute(
-                "UPDATE ledger SET state = 'pending' WHERE issue_id = ? AND state = 'skipped' "
-                "AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
-                (issue_id,),
-            ).rowcount
+        try:
+            with transaction(self.conn):
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO ledger_issues (slug, prepared) VALUES (?, ?)",
+                    (issue, utc_now()),
+                )
+                issue_id = self._issue_id(issue)
+                assert issue_id is not None
+                added = self.conn.execute(
+                    "INSERT OR IGNORE INTO ledger (issue_id, subscriber_id, email_key, state) "
+                    "SELECT ?, id, email_key, 'pending' FROM subscribers "
+                    "WHERE status = 'active' ORDER BY id",
+                    (issue_id,),
+                ).rowcount
+                revived = self.conn.execute(
+                    "UPDATE ledger SET state = 'pending' "
+                    "WHERE issue_id = ? AND state = 'skipped' "
+                    "AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
+                    (issue_id,),
+                ).rowcount
+        except BaseException:
+            self._issue_ids.pop(issue, None)  # the issue row may have been rolled back
+            raise
         return added + revived
 
     def recover(self, issue: str) -> int:
@@ -109,20 +124,18 @@ class Ledger:
         if issue_id is None:
             return 0
         with transaction(self.conn):
-            count = self.conn.execute(
-                "UPDATE ledger SET state = 'unknown' WHERE issue_id = ? AND state = 'sending'",
+            (count,) = self.conn.execute(
+                "SELECT count(*) FROM batches AS b JOIN ledger AS l "
+                "ON l.batch_id = b.id AND l.state = 'batched' "
+                "WHERE b.issue_id = ? AND b.state = 'sending'",
                 (issue_id,),
-            ).rowcount
+            ).fetchone()
             self.conn.execute(
                 "UPDATE batches SET state = 'unknown', finished = ?, error = ? "
                 "WHERE issue_id = ? AND state = 'sending'",
-                (
-                    utc_now(),
-                    "interrupted: the sending process stopped before the answer was recorded",
-                    issue_id,
-                ),
+                (utc_now(), INTERRUPTED, issue_id),
             )
-        return count
+        return int(count)
 
     # -- one batch through its states ------------------------------------------------------
 
@@ -141,23 +154,23 @@ class Ledger:
             rows = self._take_active_pending(issue_id, size)
             if not rows:
                 return None
-            attempt = max(row[2] for row in rows) + 1
+            attempt = max(row[1] for row in rows) + 1
             batch_id = self.conn.execute(
                 "INSERT INTO batches (issue_id, state, attempt, size, created) "
                 "VALUES (?, 'sending', ?, ?, ?)",
                 (issue_id, attempt, len(rows), utc_now()),
             ).lastrowid
             assert batch_id is not None
-            # One range update by index instead of one statement per row: the rows taken
-            # are exactly the pending ones up to the last subscriber id taken.
+            # One range update through the index instead of a statement per row: the rows
+            # taken are exactly the pending ones up to the last subscriber id taken.
             updated = self.conn.execute(
-                "UPDATE ledger SET state = 'sending', batch_id = ?, attempts = attempts + 1 "
+                "UPDATE ledger SET state = 'batched', batch_id = ?, attempts = attempts + 1 "
                 "WHERE issue_id = ? AND state = 'pending' AND subscriber_id <= ?",
-                (batch_id, issue_id, rows[-1][1]),
+                (batch_id, issue_id, rows[-1][0]),
             ).rowcount
             if updated != len(rows):
                 raise RuntimeError(
-                    f"ledger for {issue!r} changed while claiming ({updated} != {len(rows)})"
+                    f"ledger of {issue!r} changed while claiming ({updated} != {len(rows)})"
                 )
         recipients = [
             Recipient(
@@ -167,13 +180,11 @@ class Ledger:
                 first_name=first_name,
                 fields=json.loads(fields) if fields != "{}" else {},
             )
-            for _, subscriber_id, _, email, name, first_name, fields in rows
+            for subscriber_id, _, email, name, first_name, fields in rows
         ]
         return Batch(id=batch_id, issue=issue, recipients=recipients, attempt=attempt)
 
-    def _take_active_pending(
-        self, issue_id: int, size: int
-    ) -> list[tuple[int, int, int, str, str | None, str | None, str]]:
+    def _take_active_pending(self, issue_id: int, size: int) -> list[_PendingRow]:
         while True:
             rows = self.conn.execute(
                 "SELECT l.id, l.subscriber_id, l.attempts, s.email, s.name, s.first_name, "
@@ -186,34 +197,33 @@ class Ledger:
             if not rows:
                 return []
             inactive = [(row[0],) for row in rows if row[7] != "active"]
-            if not inactive:
-                return [row[:7] for row in rows]
-            self.conn.executemany("UPDATE ledger SET state = 'skipped' WHERE id = ?", inactive)
-            active = [row[:7] for row in rows if row[7] == "active"]
+            if inactive:
+                self.conn.executemany("UPDATE ledger SET state = 'skipped' WHERE id = ?", inactive)
+            active = [tuple(row[1:7]) for row in rows if row[7] == "active"]
             if active:
                 return active
 
     def mark_sent(self, batch_id: int, message_id: str | None) -> None:
         """The service accepted the batch (202): its rows are `sent`."""
-        self._finish(batch_id, SENT, {SENDING, UNKNOWN}, message_id=message_id)
+        self._finish(batch_id, SENT, (SENDING, UNKNOWN), message_id=message_id)
 
     def mark_failed(self, batch_id: int, error: str) -> None:
         """The service refused the batch (e.g. 400/413): not delivered, kept for a rerun."""
-        self._finish(batch_id, FAILED, {SENDING}, error=error)
+        self._finish(batch_id, FAILED, (SENDING,), error=error)
 
     def mark_unknown(self, batch_id: int, error: str) -> None:
         """The request may have gone out but its answer was lost: never resent by default."""
-        self._finish(batch_id, UNKNOWN, {SENDING}, error=error)
+        self._finish(batch_id, UNKNOWN, (SENDING,), error=error)
 
     def release(self, batch_id: int) -> None:
         """The request provably did not go out: its rows are pending again."""
-        self._finish(batch_id, PENDING, {SENDING})
+        self._finish(batch_id, PENDING, (SENDING,))
 
     def _finish(
         self,
         batch_id: int,
         state: str,
-        allowed_from: set[str],
+        allowed_from: tuple[str, ...],
         *,
         message_id: str | None = None,
         error: str | None = None,
@@ -226,11 +236,11 @@ class Ledger:
                 raise ValueError(f"no batch {batch_id} in the ledger")
             if row[0] not in allowed_from:
                 raise ValueError(f"batch {batch_id} is {row[0]}; cannot mark it {state}")
-            placeholders = ", ".join("?" * len(allowed_from))
-            self.conn.execute(
-                f"UPDATE ledger SET state = ? WHERE batch_id = ? AND state IN ({placeholders})",
-                (state, batch_id, *sorted(allowed_from)),
-            )
+            if state == PENDING:
+                self.conn.execute(
+                    "UPDATE ledger SET state = 'pending' WHERE batch_id = ? AND state = 'batched'",
+                    (batch_id,),
+                )
             self.conn.execute(
                 "UPDATE batches SET state = ?, finished = ?, message_id = ?, error = ? "
                 "WHERE id = ?",
@@ -253,13 +263,22 @@ class Ledger:
         issue_id = self._issue_id(issue)
         if issue_id is None or not states:
             return 0
-        placeholders = ", ".join("?" * len(states))
+        from_batches = sorted(set(states) & set(BATCH_STATES))
+        placeholders = ", ".join("?" * len(from_batches))
+        count = 0
         with transaction(self.conn):
-            return self.conn.execute(
-                f"UPDATE ledger SET state = 'pending' WHERE issue_id = ? "
-                f"AND state IN ({placeholders})",
-                (issue_id, *sorted(states)),
-            ).rowcount
+            if SKIPPED in states:
+                count += self.conn.execute(
+                    "UPDATE ledger SET state = 'pending' WHERE issue_id = ? AND state = 'skipped'",
+                    (issue_id,),
+                ).rowcount
+            if from_batches:
+                count += self.conn.execute(
+                    "UPDATE ledger SET state = 'pending' WHERE state = 'batched' AND batch_id IN "
+                    f"(SELECT id FROM batches WHERE issue_id = ? AND state IN ({placeholders}))",
+                    (issue_id, *from_batches),
+                ).rowcount
+        return count
 
     # -- what the ledger knows -----------------------------------------------------------
 
@@ -267,31 +286,51 @@ class Ledger:
         """Rows per state for the issue; every state present, zeros included."""
         counts = dict.fromkeys(STATES, 0)
         issue_id = self._issue_id(issue)
-        if issue_id is not None:
-            rows = self.conn.execute(
-                "SELECT state, count(*) FROM ledger WHERE issue_id = ? GROUP BY state",
-                (issue_id,),
-            )
-            counts.update({str(state): int(n) for state, n in rows})
+        if issue_id is None:
+            return counts
+        rows = self.conn.execute(
+            "SELECT state, count(*) FROM ledger "
+            "WHERE issue_id = ? AND state IN ('pending', 'skipped') GROUP BY state "
+            "UNION ALL "
+            "SELECT b.state, count(*) FROM batches AS b JOIN ledger AS l "
+            "ON l.batch_id = b.id AND l.state = 'batched' "
+            "WHERE b.issue_id = ? GROUP BY b.state",
+            (issue_id, issue_id),
+        )
+        for state, n in rows:
+            counts[str(state)] += int(n)
         return counts
 
     def recipients(
         self, issue: str, state: str, limit: int | None = None
     ) -> Iterator[tuple[str, str | None]]:
-        """(email, last error) of the rows in `state`, in subscriber-id order, streamed.
+        """(email, last error) of the rows in `state`, streamed page by page.
 
+        Pending and skipped rows come in subscriber-id order, the others batch by batch.
         The address is the subscriber's current one, or the stored address key if the
         subscriber has since been removed.
         """
         if state not in STATES:
             raise ValueError(f"unknown ledger state {state!r}")
         issue_id = self._issue_id(issue)
-        if issue_id is None:
+        if issue_id is None or (limit is not None and limit <= 0):
             return
-        remaining = limit
+        pages = (
+            self._batch_rows(issue_id, state)
+            if state in BATCH_STATES
+            else self._unbatched_rows(issue_id, state)
+        )
+        given = 0
+        for page in pages:
+            for email, error in page:
+                yield email, error
+                given += 1
+                if limit is not None and given >= limit:
+                    return
+
+    def _unbatched_rows(self, issue_id: int, state: str) -> Iterator[list[tuple[str, str | None]]]:
         after = -1
-        while remaining is None or remaining > 0:
-            chunk = _FETCH_CHUNK if remaining is None else min(_FETCH_CHUNK, remaining)
+        while True:
             # Keyset pages: no read transaction held open while the caller works.
             rows = self.conn.execute(
                 "SELECT l.subscriber_id, coalesce(s.email, l.email_key), b.error "
@@ -300,15 +339,26 @@ class Ledger:
                 "LEFT JOIN batches AS b ON b.id = l.batch_id "
                 "WHERE l.issue_id = ? AND l.state = ? AND l.subscriber_id > ? "
                 "ORDER BY l.subscriber_id LIMIT ?",
-                (issue_id, state, after, chunk),
+                (issue_id, state, after, _FETCH_CHUNK),
             ).fetchall()
-            for _, email, error in rows:
-                yield str(email), error
-            if len(rows) < chunk:
+            yield [(str(email), error) for _, email, error in rows]
+            if len(rows) < _FETCH_CHUNK:
                 return
             after = rows[-1][0]
-            if remaining is not None:
-                remaining -= len(rows)
+
+    def _batch_rows(self, issue_id: int, state: str) -> Iterator[list[tuple[str, str | None]]]:
+        batches = self.conn.execute(
+            "SELECT id, error FROM batches WHERE issue_id = ? AND state = ? ORDER BY id",
+            (issue_id, state),
+        ).fetchall()
+        for batch_id, error in batches:
+            rows = self.conn.execute(
+                "SELECT coalesce(s.email, l.email_key) FROM ledger AS l "
+                "LEFT JOIN subscribers AS s ON s.id = l.subscriber_id "
+                "WHERE l.batch_id = ? AND l.state = 'batched' ORDER BY l.subscriber_id",
+                (batch_id,),
+            ).fetchall()
+            yield [(str(email), error) for (email,) in rows]
 
     def issues(self) -> list[str]:
         """Every issue with a ledger, in the order they were first prepared."""
@@ -318,9 +368,7 @@ class Ledger:
     def is_complete(self, issue: str) -> bool:
         """Prepared, and nothing pending, sending, unknown or failed."""
         issue_id = self._issue_id(issue)
-        if issue_id is None:
-            return False
-        return not self._any(issue_id, UNFINISHED)
+        return issue_id is not None and not self._any(issue_id, UNFINISHED)
 
     def was_sent(self, issue: str) -> bool:
         """At least one recipient has this issue in state `sent`."""
@@ -339,10 +387,24 @@ class Ledger:
     # -- helpers -------------------------------------------------------------------------
 
     def _any(self, issue_id: int, states: tuple[str, ...]) -> bool:
-        placeholders = ", ".join("?" * len(states))
+        """Whether any row of the issue is in one of `states`."""
+        if (
+            PENDING in states
+            and self.conn.execute(
+                "SELECT 1 FROM ledger WHERE issue_id = ? AND state = 'pending' LIMIT 1",
+                (issue_id,),
+            ).fetchone()
+        ):
+            return True
+        from_batches = [state for state in states if state in BATCH_STATES]
+        if not from_batches:
+            return False
+        placeholders = ", ".join("?" * len(from_batches))
         row = self.conn.execute(
-            f"SELECT 1 FROM ledger WHERE issue_id = ? AND state IN ({placeholders}) LIMIT 1",
-            (issue_id, *states),
+            f"SELECT 1 FROM batches AS b WHERE b.issue_id = ? AND b.state IN ({placeholders}) "
+            "AND EXISTS (SELECT 1 FROM ledger WHERE batch_id = b.id AND state = 'batched') "
+            "LIMIT 1",
+            (issue_id, *from_batches),
         ).fetchone()
         return row is not None
 
@@ -354,11 +416,6 @@ class Ledger:
             return None
         self._issue_ids[issue] = int(row[0])
         return self._issue_ids[issue]
-
-    def _require_issue_id(self, issue: str) -> int:
-        issue_id = self._issue_id(issue)
-        assert issue_id is not None
-        return issue_id
 
 
 def _truncate(text: str | None) -> str | None:
