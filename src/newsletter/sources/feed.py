@@ -25,6 +25,7 @@ from newsletter.sources import (
 DEFAULT_LIMIT = 10
 TITLE_FROM_TEXT_MAX = 90
 FEED_ROOT = re.compile(rb"<(rss|feed|rdf:RDF)[\s>]", re.IGNORECASE)
+LEAD_PARAGRAPHS = 3
 IMAGE_KEYS = ("bigimage", "image", "smallimage", "thumbnail")
 # Bylines that name a role or a desk, not a person.
 NOT_A_PERSON = re.compile(r"^(staff|editor|admin|team|desk|newsroom|staff writer|web desk)$", re.I)
@@ -189,9 +190,15 @@ def _image_of(entry: Any) -> str | None:
 
 
 def _images_in_html(entry: Any) -> list[str]:
+    """Images at the top of the item's HTML; one after a few paragraphs illustrates the text."""
     html_parts = [entry.get("summary") or ""]
     html_parts += [c.get("value", "") for c in entry.get("content") or []]
-    return re.findall(r"""<img[^>]+src=["']([^"']+)["']""", " ".join(html_parts), re.I)
+    found = []
+    for html in html_parts:
+        for match in re.finditer(r"""<img[^>]+src=["']([^"']+)["']""", html, re.IGNORECASE):
+            if len(re.findall(r"<p[\s>]", html[: match.start()], re.IGNORECASE)) < LEAD_PARAGRAPHS:
+                found.append(match.group(1))
+    return found
 
 
 def _is_tracking_pixel(src: str) -> bool:
