@@ -162,3 +162,11 @@ def test_other_schemes_are_refused() -> None:
     with pytest.raises(SourceError) as caught:
         read_source("ftp://example.org/story.html")
     assert caught.value.line().startswith("ftp://example.org/story.html: only http:// and https://")
+
+
+def test_html_served_as_plain_text_is_still_read_as_a_page() -> None:
+    with local_site({"/story": Route(CNN, content_type="text/plain")}) as site:
+        collected = read_source(site.url("/story"), ReadOptions(timeout=5))
+    assert collected.found[0].article.title == (
+        "After storm, forecasters see smooth sailing for Thanksgiving"
+    )

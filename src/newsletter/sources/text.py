@@ -34,7 +34,7 @@ class TeaserList:
 class TextReader(Reader):
     name = "text"
     suffixes = (".txt", ".text")
-    content_types = ("text/plain",)
+    # No content type: servers label all sorts of things text/plain, so those are sniffed.
 
     def read(self, document: Document) -> list[Found]:
         blocks = [_one_line(b) for b in re.split(r"\n\s*\n", document.text())]
