@@ -244,7 +244,7 @@ class AddReport:
     written: bool = False
 
 
-Reader = Callable[[str, ReadOptions], Collected]
+ReadSource = Callable[[str, ReadOptions], Collected]
 SentLookup = Callable[[dt.date | None], list[SentIssue]]
 
 
@@ -256,7 +256,7 @@ def add_to_issue(
     section: str | None = None,
     dry_run: bool = False,
     sent: SentLookup | None = None,
-    read: Reader = read_source,
+    read: ReadSource = read_source,
 ) -> AddReport:
     """Read every source, merge what was found, save once. A failing source is reported,
     the others still go in; the file is written only when something was added."""
