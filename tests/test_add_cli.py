@@ -189,6 +189,8 @@ def test_each_failing_source_is_one_line_and_the_others_still_go_in(
     assert result.stdout.splitlines() == [
         "added to 'Articles': Good one",
         "added to 'Articles': After storm, forecasters see smooth sailing for Thanksgiving",
+        "note: 1 http:// link(s) saved as https:// (email clients block plain http); check that"
+        " they open",
         "issues/fresh/issue.yaml: 2 added, 0 skipped",
     ]
     assert [a[0] for a in sections_of(path)[0]["articles"]] == [
@@ -199,7 +201,7 @@ def test_each_failing_source_is_one_line_and_the_others_still_go_in(
 
 
 def test_broken_and_empty_feeds(workspace: Path, tmp_path: Path) -> None:
-    make_issue(workspace, "fresh")
+    path = make_issue(workspace, "fresh")
     empty = tmp_path / "empty.rss"
     empty.write_text('<rss version="2.0"><channel><title>Quiet</title></channel></rss>')
     result = run(
@@ -214,8 +216,12 @@ def test_broken_and_empty_feeds(workspace: Path, tmp_path: Path) -> None:
         "added to 'Articles': Did We Learn Nothing From the Dot-Com Bust?",
         f"note: {fixture('feeds/illegally-nested.xml')}: "
         "10 empty item(s) skipped (the feed is malformed)",
+        "note: 2 http:// link(s) saved as https:// (email clients block plain http); check that"
+        " they open",
         "issues/fresh/issue.yaml: 2 added, 0 skipped",
     ]
+    text = path.read_text()
+    assert "url: http://" not in text and "url: https://feedproxy.google.com/" in text
 
 
 def test_feed_with_since_and_section(workspace: Path) -> None:

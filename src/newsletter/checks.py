@@ -173,7 +173,11 @@ def links(built: BuiltEmail, document: lxml_html.HtmlElement) -> Iterator[Findin
         if is_merge_tag(href) or href.startswith("mailto:"):
             continue
         if not href.startswith("https://"):
-            yield _error("link", f"link {href!r} is not an absolute https URL")
+            yield _error(
+                "link",
+                f"link {href!r} is not an absolute https URL — use the https:// address "
+                "in issue.yaml",
+            )
     placeholders = [a.url for a in built.issue.articles() if is_placeholder(a.url)]
     if placeholders:
         yield _warning(

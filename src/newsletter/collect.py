@@ -79,6 +79,7 @@ def merge(document: CommentedMap, found: Iterable[Found], section: str | None = 
     sections = _sections_of(document)
     seen = _known_urls(sections)
     result = Merged()
+    upgraded = 0
     for item in found:
         key = canonical_url(item.article.url)
         if key in seen:
@@ -98,22 +99,35 @@ def merge(document: CommentedMap, found: Iterable[Found], section: str | None = 
             articles = CommentedSeq()
             target["articles"] = articles
         articles.fa.set_block_style()  # `articles: []` from the skeleton must not stay inline
-        articles.append(article_entry(item.article))
+        entry = article_entry(item.article)
+        upgraded += entry["url"] != item.article.url
+        articles.append(entry)
         seen[key] = str(target.get("title", title))
         result.added.append(Added(str(target.get("title", title)), item.article))
+    if upgraded:
+        result.notes.append(
+            f"{upgraded} http:// link(s) saved as https:// (email clients block plain http);"
+            " check that they open"
+        )
     return result
+
+
+def https(url: str) -> str:
+    """Email clients warn on or block plain-http links and images; nearly every site serves
+    https today, so the saved address is upgraded and the editor told."""
+    return "https://" + url[len("http://") :] if url.startswith("http://") else url
 
 
 def article_entry(article: Article) -> CommentedMap:
     """The YAML mapping for one article, in the order and quoting of the sample issue."""
     entry = CommentedMap()
     entry["title"] = DoubleQuotedScalarString(article.title)
-    entry["url"] = article.url
+    entry["url"] = https(article.url)
     if article.teaser:
         entry["teaser"] = DoubleQuotedScalarString(article.teaser)
     if article.image:
         image = CommentedMap()
-        image["src"] = article.image.src
+        image["src"] = https(article.image.src)
         image["alt"] = DoubleQuotedScalarString(article.image.alt)
         entry["image"] = image
     if article.author:
