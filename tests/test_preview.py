@@ -36,10 +36,6 @@ from tests._cli import run
 WAIT_SECONDS = 15.0
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 def _issue(workspace: Path) -> Path:
     return workspace / "issues" / "sample" / "issue.yaml"
 
@@ -66,7 +62,7 @@ def _wait_for(condition: object, what: str) -> None:
 
 @pytest.fixture
 def server(workspace: Path) -> Iterator[PreviewServer]:
-    session = PreviewSession(load_settings(workspace), "sample", say=_quiet, warn=_quiet)
+    session = PreviewSession(load_settings(workspace), "sample")
     session.start()
     preview = PreviewServer(session, port=0)
     preview.start()

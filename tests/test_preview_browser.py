@@ -55,13 +55,9 @@ def _loopback_only(route: Route) -> None:
         route.abort()
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
 @pytest.fixture
 def server(workspace: Path) -> Iterator[PreviewServer]:
-    session = PreviewSession(load_settings(workspace), "sample", say=_quiet, warn=_quiet)
+    session = PreviewSession(load_settings(workspace), "sample")
     session.start()
     preview = PreviewServer(session, port=0)
     preview.start()

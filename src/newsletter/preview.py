@@ -23,16 +23,19 @@ from email.headerregistry import Address
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jinja2
 
-from newsletter.build import Build, make_build, write_build
 from newsletter.checks import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES
 from newsletter.config import CONFIG_FILE, Settings, load_settings
 from newsletter.errors import NewsletterError, UserError
 from newsletter.issue import ISSUE_FILE, check_slug
 from newsletter.merge_tags import MERGE_TAGS, fill
+
+if TYPE_CHECKING:
+    # Only for types: build.py may import this module to write preview.html with a build.
+    from newsletter.build import Build
 
 PREVIEW_FILE = "preview.html"
 HOST = "127.0.0.1"
@@ -176,16 +179,22 @@ def write_preview_report(settings: Settings, build: Build) -> Path:
     return target
 
 
+def _silent(_: str) -> None:
+    pass
+
+
 # --- the live session: the latest build or build error -----------------------------------
 
 
 class PreviewSession:
     """One issue's latest build (or build error) and an id that changes with every rebuild."""
 
-    def __init__(self, settings: Settings, slug: str, say: Say = print, warn: Say = print):
+    def __init__(
+        self, settings: Settings, slug: str, say: Say | None = None, warn: Say | None = None
+    ):
         self.settings = settings
         self.slug = check_slug(slug)
-        self._say, self._warn = say, warn
+        self._say, self._warn = say or _silent, warn or _silent
         self._token = secrets.token_hex(3)  # a restarted server never repeats an old build id
         self._generation = 0
         self._building = threading.Lock()
@@ -222,17 +231,20 @@ class PreviewSession:
                 self.build = build or self.build
                 self.page = self._render_page(seconds)
                 self._changed.notify_all()
+            number = self._generation
         if error:
-            self._warn(f"build #{self._generation} failed (shown on the page): {error}")
+            self._warn(f"build #{number} failed (shown on the page): {error}")
         else:
             findings = build.findings if build else []
             errors = sum(finding.level == "error" for finding in findings)
             self._say(
-                f"build #{self._generation} in {seconds:.2f} s: {errors} check error(s), "
+                f"build #{number} in {seconds:.2f} s: {errors} check error(s), "
                 f"{len(findings) - errors} warning(s)"
             )
 
     def _try_build(self, reload_settings: bool) -> tuple[Build | None, str | None]:
+        from newsletter.build import make_build, write_build
+
         self._reload_settings = self._reload_settings or reload_settings
         try:
             if self._reload_settings:  # retried on every build until newsletter.toml loads
