@@ -304,7 +304,10 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     )
     assert result.returncode == 0, result.stderr
     names = ("600", "375", "600-dark")
-    assert result.stdout.splitlines() == [f"wrote {target / f'sample-{n}.png'}" for n in names]
+    assert result.stdout.splitlines() == [
+        "wrote build/sample/preview.html",
+        *(f"wrote {target / f'sample-{name}.png'}" for name in names),
+    ]
     assert (root / "build" / "sample" / PREVIEW_FILE).is_file()
     return {path.stem.removeprefix("sample-"): path for path in target.glob("*.png")}
 

@@ -88,8 +88,9 @@ def _screenshots(ctx: typer.Context, slug: str, directory: Path) -> None:
     build = make_build(workspace, slug)
     write_build(workspace, build)
     report = write_preview_report(workspace, build)
+    info(f"wrote {_shown(report, workspace.workspace)}")
     for path in take_screenshots(build, directory, chromium):
         info(f"wrote {path}")
     errors = sum(finding.level == "error" for finding in build.findings)
     if errors:
-        warn(f"{errors} check error(s): see {report} or run `newsletter check {slug}`")
+        warn(f"{errors} check error(s): see the report or run `newsletter check {slug}`")
