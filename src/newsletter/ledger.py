@@ -83,7 +83,6 @@ class Ledger:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._issue_ids: dict[str, int] = {}
 
     # -- preparing and recovering ---------------------------------------------------------
 
@@ -93,29 +92,25 @@ class Ledger:
         Rows `skipped` earlier whose subscriber is active again become pending too: they
         were never sent, so sending them now cannot send anyone the issue twice.
         """
-        try:
-            with transaction(self.conn):
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO ledger_issues (slug, prepared) VALUES (?, ?)",
-                    (issue, utc_now()),
-                )
-                issue_id = self._issue_id(issue)
-                assert issue_id is not None
-                added = self.conn.execute(
-                    "INSERT OR IGNORE INTO ledger (issue_id, subscriber_id, email_key, state) "
-                    "SELECT ?, id, email_key, 'pending' FROM subscribers "
-                    "WHERE status = 'active' ORDER BY id",
-                    (issue_id,),
-                ).rowcount
-                revived = self.conn.execute(
-                    "UPDATE ledger SET state = 'pending' "
-                    "WHERE issue_id = ? AND state = 'skipped' "
-                    "AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
-                    (issue_id,),
-                ).rowcount
-        except BaseException:
-            self._issue_ids.pop(issue, None)  # the issue row may have been rolled back
-            raise
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT OR IGNORE INTO ledger_issues (slug, prepared) VALUES (?, ?)",
+                (issue, utc_now()),
+            )
+            issue_id = self._issue_id(issue)
+            assert issue_id is not None
+            added = self.conn.execute(
+                "INSERT OR IGNORE INTO ledger (issue_id, subscriber_id, email_key, state) "
+                "SELECT ?, id, email_key, 'pending' FROM subscribers "
+                "WHERE status = 'active' ORDER BY id",
+                (issue_id,),
+            ).rowcount
+            revived = self.conn.execute(
+                "UPDATE ledger SET state = 'pending' "
+                "WHERE issue_id = ? AND state = 'skipped' "
+                "AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
+                (issue_id,),
+            ).rowcount
         return added + revived
 
     def recover(self, issue: str) -> int:
@@ -409,13 +404,9 @@ class Ledger:
         return row is not None
 
     def _issue_id(self, issue: str) -> int | None:
-        if issue in self._issue_ids:
-            return self._issue_ids[issue]
+        # Not cached: a caller may roll back the transaction that created the issue row.
         row = self.conn.execute("SELECT id FROM ledger_issues WHERE slug = ?", (issue,)).fetchone()
-        if row is None:
-            return None
-        self._issue_ids[issue] = int(row[0])
-        return self._issue_ids[issue]
+        return None if row is None else int(row[0])
 
 
 def _truncate(text: str | None) -> str | None:
