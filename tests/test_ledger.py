@@ -16,7 +16,7 @@ import pytest
 
 from newsletter import ledger as states
 from newsletter.db import MIGRATIONS, applied_migrations, open_database, transaction
-from newsletter.errors import UserError
+from newsletter.errors import LockBusy, UserError
 from newsletter.ledger import Ledger
 from newsletter.subscribers import SubscriberStore
 from tests._workspace import insert_subscribers, numbered
@@ -114,6 +114,25 @@ def test_a_second_writer_waits_instead_of_failing(tmp_path: Path) -> None:
     assert done.is_set()
     thread.join()
     assert second.execute("SELECT count(*) FROM subscribers").fetchone() == (2,)
+
+
+def test_a_writer_that_waits_too_long_gets_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "newsletter.db"
+    first, second = open_database(path), open_database(path)
+    second.execute("PRAGMA busy_timeout = 100")
+    with transaction(first), pytest.raises(LockBusy) as error, transaction(second):
+        pass
+    assert error.value.exit_code == 5
+    assert error.value.line() == (
+        f"{path}: the database stayed busy for 0.1 s (another newsletter run is writing to it) "
+        "— let that run finish, then run the command again"
+    )
+
+
+def test_the_database_is_private_to_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "newsletter.db"
+    open_database(path).close()
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 # -- prepare ----------------------------------------------------------------------------

@@ -7,12 +7,13 @@ concurrent cron runs, and the named, ordered migrations below applied on open.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from newsletter.errors import UserError
+from newsletter.errors import LockBusy, UserError
 
 BUSY_TIMEOUT_MS = 30_000
 # Bounded so memory stays flat as the list grows (the send benchmark checks RSS).
@@ -112,7 +113,17 @@ def utc_now() -> str:
 
 def open_database(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the workspace database and bring its schema up to date."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The list is personal data: readable by its owner only (SQLite gives the -wal and
+        # -shm files the database file's permissions).
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the database ({exc.strerror})",
+            where=path,
+            fix="check the directory's permissions or the [delivery] database setting",
+        ) from None
     # isolation_level=None: we issue BEGIN/COMMIT ourselves (see `transaction`).
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
@@ -159,7 +170,19 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             raise
         conn.execute("RELEASE nested")
         return
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        (_, _, file) = conn.execute("PRAGMA database_list").fetchone()
+        (waited,) = conn.execute("PRAGMA busy_timeout").fetchone()
+        raise LockBusy(
+            f"the database stayed busy for {waited / 1000:g} s "
+            "(another newsletter run is writing to it)",
+            where=file,
+            fix="let that run finish, then run the command again",
+        ) from None
     try:
         yield conn
     except BaseException:
