@@ -303,6 +303,37 @@ def test_import_of_a_utf16_file_is_refused(store: SubscriberStore, tmp_path: Pat
         store.import_csv(path)
 
 
+def test_broken_quotes_are_reported_not_swallowed(store: SubscriberStore, tmp_path: Path) -> None:
+    text = (
+        "email,name\n"
+        'ann@example.org,"Ann" Smith\n'
+        "bob@example.org,Bob\n"
+        'carl@example.org,"Carl\n'
+        "dana@example.org,Dana\n"
+    )
+    report = store.import_csv(write_csv(tmp_path / "q.csv", text))
+    assert problems(report.problems) == [
+        (2, "rejected", 'unreadable row: text after a closing quote (a stray "?)'),
+        (
+            4,
+            "rejected",
+            'unreadable row: a quoted field is never closed (a missing "?), '
+            "so the rest of the file is in it",
+        ),
+    ]
+    assert [s.email for s in store.iter_subscribers()] == ["bob@example.org"]
+
+
+def test_old_mac_line_endings_are_refused(store: SubscriberStore, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "cr.csv", "email\rann@example.org\rbob@example.org\r")
+    with pytest.raises(UserError) as error:
+        store.import_csv(path)
+    assert error.value.line() == (
+        f"{path}:1: the lines end with a bare CR (the old Mac format); nothing was imported "
+        "— save the file as CSV UTF-8 with Windows or Unix line endings"
+    )
+
+
 def test_import_of_an_empty_or_missing_file(store: SubscriberStore, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="the file is empty"):
         store.import_csv(write_csv(tmp_path / "empty.csv", "\n\n"))

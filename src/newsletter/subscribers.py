@@ -472,13 +472,14 @@ class _Importer:
             raise UserError(
                 "the file is empty", where=self.path, fix="export the list with a header row"
             )
-        reader = csv.reader(_chain(first, lines), delimiter=_guess_delimiter(first))
+        # strict: an unclosed quote is reported instead of silently eating later rows.
+        reader = csv.reader(_chain(first, lines), delimiter=_guess_delimiter(first), strict=True)
         header_line = offset + 1
         try:
             header = next(reader)
         except csv.Error as exc:
             raise UserError(
-                f"unreadable first row ({exc})", where=f"{self.path}:{header_line}"
+                f"unreadable header row: {_csv_problem(exc)}", where=f"{self.path}:{header_line}"
             ) from None
         columns, has_header = self._columns(header, header_line)
         rows: Iterator[list[str]] = reader if has_header else _chain(header, reader)
@@ -491,7 +492,7 @@ class _Importer:
                 return
             except csv.Error as exc:
                 end = offset + reader.line_num
-                yield RowProblem(start, "rejected", f"unreadable row ({exc})")
+                yield RowProblem(start, "rejected", f"unreadable row: {_csv_problem(exc)}")
                 continue
             end = offset + reader.line_num
             if not any(cell.strip() for cell in cells):
@@ -670,6 +671,19 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield from rest
 
 
+def _csv_problem(error: csv.Error) -> str:
+    text = str(error)
+    if "unexpected end of data" in text:
+        return 'a quoted field is never closed (a missing "?), so the rest of the file is in it'
+    if "expected after" in text:
+        return 'text after a closing quote (a stray "?)'
+    if "field larger than field limit" in text:
+        return f"a field longer than {csv.field_size_limit():,} characters (an unclosed quote?)"
+    if "NUL" in text:
+        return "it contains a NUL byte"
+    return text
+
+
 def _guess_delimiter(line: str) -> str:
     """Comma unless the header row clearly uses `;` (European Excel) or tabs."""
     counts = {delimiter: line.count(delimiter) for delimiter in (",", ";", "\t")}
@@ -690,6 +704,12 @@ def _decoded_lines(stream: IO[bytes], path: Path) -> Iterator[str]:
                 )
             if raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
+            if b"\r" in raw.rstrip(b"\r\n"):
+                raise UserError(
+                    "the lines end with a bare CR (the old Mac format); nothing was imported",
+                    where=f"{path}:1",
+                    fix="save the file as CSV UTF-8 with Windows or Unix line endings",
+                )
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as exc:
