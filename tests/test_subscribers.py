@@ -270,6 +270,21 @@ def test_import_without_header_and_with_semicolons(store: SubscriberStore, tmp_p
     assert (erin.first_name, erin.fields) == ("Erin", {"Stadt": "Köln, Ost"})
 
 
+def test_import_of_a_mailchimp_export(store: SubscriberStore, tmp_path: Path) -> None:
+    text = (
+        "Email Address,First Name,Last Name,MEMBER_RATING\n"
+        "ann@example.org,Ann,Smith,2\n"
+        "bob@example.org,,Jones,1\n"
+        "carl@example.org,,,5\n"
+    )
+    store.import_csv(write_csv(tmp_path / "mc.csv", text))
+    assert [(s.name, s.first_name, s.fields) for s in store.iter_subscribers()] == [
+        ("Ann Smith", "Ann", {"Last Name": "Smith", "MEMBER_RATING": "2"}),
+        ("Jones", None, {"Last Name": "Jones", "MEMBER_RATING": "1"}),
+        (None, None, {"Last Name": "", "MEMBER_RATING": "5"}),
+    ]
+
+
 def test_import_rejects_a_file_without_an_email_column(
     store: SubscriberStore, tmp_path: Path
 ) -> None:

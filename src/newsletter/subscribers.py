@@ -55,6 +55,8 @@ _COLUMN_ROLES = {
     "givenname": "first_name",
     "status": "status",
 }
+# Kept as a custom field, and joined to the first name when there is no name column.
+_LAST_NAME_COLUMNS = frozenset({"lastname", "surname", "familyname"})
 _RESERVED_COLUMNS = ("email", "name", "first_name", "status")
 T = TypeVar("T")
 # RFC 5322 dot-atom local part (ASCII), then a domain of letters, digits, dots and hyphens.
@@ -411,6 +413,7 @@ class _Columns:
     status: int | None
     fields: tuple[tuple[str, int], ...]
     width: int
+    last_name: int | None = None
 
 
 @dataclass(frozen=True)
@@ -504,8 +507,12 @@ class _Importer:
         roles: dict[str, int] = {}
         fields: list[tuple[str, int]] = []
         where = f"{self.path}:{line}"
+        last_name: int | None = None
         for index, cell in enumerate(header):
-            role = _COLUMN_ROLES.get(re.sub(r"[\s_.\-]", "", cell.strip().lower()))
+            normalized = re.sub(r"[\s_.\-]", "", cell.strip().lower())
+            role = _COLUMN_ROLES.get(normalized)
+            if normalized in _LAST_NAME_COLUMNS and last_name is None:
+                last_name = index
             if role is None:
                 name = cell.strip() or f"column{index + 1}"
                 if name in (f for f, _ in fields):
@@ -528,6 +535,7 @@ class _Importer:
                     status=roles.get("status"),
                     fields=tuple(fields),
                     width=len(header),
+                    last_name=last_name,
                 ),
                 True,
             )
@@ -567,7 +575,9 @@ class _Importer:
             line=line,
             email=address,
             key=key,
-            name=_cell(cells, columns.name),
+            name=_cell(cells, columns.name)
+            if columns.name is not None
+            else _full_name(cells, columns),
             first_name=_cell(cells, columns.first_name),
             status=status,
             fields=_dump({name: cells[index].strip() for name, index in columns.fields}),
@@ -660,6 +670,14 @@ class _Importer:
             self.report.problems.append(problem)
         if self.on_problem is not None:
             self.on_problem(problem)
+
+
+def _full_name(cells: list[str], columns: _Columns) -> str | None:
+    """First and last name joined, for lists (Mailchimp's export) without a name column."""
+    if columns.last_name is None:
+        return None
+    parts = (_cell(cells, columns.first_name), _cell(cells, columns.last_name))
+    return " ".join(part for part in parts if part) or None
 
 
 def _cell(cells: list[str], index: int | None) -> str | None:
