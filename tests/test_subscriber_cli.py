@@ -45,6 +45,15 @@ def test_import_reports_rejected_rows_and_imports_the_rest(ws: Path) -> None:
         "error: 2 rows were rejected (listed above); the other rows were imported — correct "
         "those rows and import the file again (rows already on the list are skipped)",
     ]
+    again = run(ws, "subscribers", "import", str(csv))
+    assert again.exit_code == 1
+    assert lines(again.stdout) == [
+        f"imported 0 new subscribers from {csv} (5 rows: 2 rejected, 3 already on the list)",
+    ]
+    assert lines(again.stderr)[-1] == (
+        "error: 2 rows were rejected (listed above); no other row was new — correct "
+        "those rows and import the file again (rows already on the list are skipped)"
+    )
     assert run(ws, "subscribers", "stats", "--json").stdout == (
         '{\n  "total": 3,\n  "active": 3,\n  "unsubscribed": 0,\n'
         '  "bounced": 0,\n  "complained": 0\n}\n'

@@ -74,8 +74,9 @@ def import_(
     info(_import_summary(file, result))
     if result.rejected:
         rows = "1 row was" if result.rejected == 1 else f"{result.rejected:,} rows were"
+        rest = "the other rows were imported" if result.added else "no other row was new"
         raise UserError(
-            f"{rows} rejected (listed above); the other rows were imported",
+            f"{rows} rejected (listed above); {rest}",
             fix="correct those rows and import the file again (rows already on the list "
             "are skipped)",
         )
