@@ -1,0 +1,244 @@
+"""Commands that time a send: `schedule`, `unschedule`, `cancel`, and the body of `send --due`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from newsletter.cli.app import app, info, settings, warn
+from newsletter.errors import UserError
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.schedule import Entry, IssueRun, RunResult
+
+
+@app.command("schedule")
+def schedule_command(
+    ctx: typer.Context,
+    slug: str | None = typer.Argument(None, help="The issue to schedule (a folder in issues/)."),
+    at: str | None = typer.Option(
+        None,
+        "--at",
+        metavar="TIME",
+        help='When it goes out, local time: "YYYY-MM-DD HH:MM". Add an offset '
+        '("2026-10-25 02:30+01:00") only to pick one of a time that happens twice.',
+    ),
+    tz: str | None = typer.Option(
+        None,
+        "--tz",
+        metavar="ZONE",
+        help="IANA time zone of --at, e.g. Europe/Berlin (default: [delivery] timezone, "
+        "else the system's zone).",
+    ),
+    via_sendgrid: bool | None = typer.Option(
+        None,
+        "--via-sendgrid/--via-cron",
+        help="Hand the issue to SendGrid ahead of time so it goes out on the minute and can "
+        "be cancelled (default: [delivery] via_sendgrid, else cron sends it).",
+    ),
+    list_: bool = typer.Option(False, "--list", "-l", help="Show what is scheduled and due."),
+) -> None:
+    """Record when an issue goes out; `newsletter send --due` (from cron) sends it then.
+
+    The time is read in the zone given (daylight saving included) and stored with it.
+    A time the clocks skip is refused; one that happens twice takes the first, and says
+    so. Sending late by more than [delivery] max_lateness_hours is left to you.
+
+    Examples:
+
+    \b
+      newsletter schedule 2026-12-01 --at "2026-12-01 08:00" --tz Europe/Berlin
+      newsletter schedule --list
+    """
+    if list_:
+        if slug or at:
+            raise typer.BadParameter("--list takes no issue or --at", param_hint="--list")
+        _list(ctx)
+        return
+    if not slug:
+        raise typer.BadParameter("name the issue, or use --list", param_hint="SLUG")
+    if not at:
+        raise typer.BadParameter('say when, e.g. --at "2026-12-01 08:00"', param_hint="--at")
+    from newsletter.issue import ISSUE_FILE
+    from newsletter.schedule import (
+        open_schedule_database,
+        parse_send_time,
+        resolve_zone,
+        schedule,
+        span,
+        system_clock,
+        via_sendgrid_setting,
+        zone_setting,
+    )
+
+    workspace = settings(ctx)
+    issue_file = workspace.issue_dir(slug) / ISSUE_FILE
+    if not issue_file.is_file():
+        raise UserError(
+            f"no issue {slug!r}",
+            where=issue_file,
+            fix=f"start it with `newsletter new {slug}`",
+        )
+    now = system_clock()
+    zone = resolve_zone(tz, zone_setting(workspace))
+    when = parse_send_time(at, zone, now)
+    through_sendgrid = via_sendgrid if via_sendgrid is not None else via_sendgrid_setting(workspace)
+    if through_sendgrid:
+        _require_sendgrid(workspace)
+    conn = open_schedule_database(workspace)
+    try:
+        previous = schedule(conn, slug, when, via_sendgrid=through_sendgrid)
+    finally:
+        conn.close()
+    if when.notice:
+        warn(when.notice)
+    info(
+        f"scheduled {slug} for {when.local:%Y-%m-%d %H:%M %Z} {zone.name} "
+        f"(time zone from {zone.source}) = {when.utc:%Y-%m-%d %H:%M} UTC, "
+        f"in {span(when.utc - now)}"
+    )
+    if previous is not None:
+        info(f"(was {previous.describe()})")
+    if through_sendgrid:
+        info(
+            "`newsletter send --due` hands it to SendGrid during the hour before; "
+            f"`newsletter cancel {slug}` can stop it until 10 minutes before"
+        )
+    else:
+        info("`newsletter send --due` (from cron, every few minutes) sends it when it is due")
+
+
+def _require_sendgrid(workspace: Settings) -> None:
+    from newsletter.delivery import resolve_name
+
+    if resolve_name(workspace) != "sendgrid":
+        raise UserError(
+            "--via-sendgrid needs the sendgrid backend (SENDGRID_API_KEY set, "
+            "[delivery] backend auto or sendgrid)",
+            where="--via-sendgrid",
+            fix="set the key in .env, or schedule with --via-cron",
+        )
+
+
+def _list(ctx: typer.Context) -> None:
+    import datetime as dt
+
+    from newsletter.schedule import list_schedules, open_schedule_database, system_clock
+
+    workspace = settings(ctx)
+    lateness = dt.timedelta(hours=workspace.file.delivery.max_lateness_hours)
+    conn = open_schedule_database(workspace)
+    try:
+        entries = list_schedules(conn, system_clock(), max_lateness=lateness)
+    finally:
+        conn.close()
+    if not entries:
+        info("nothing is scheduled — `newsletter schedule SLUG --at TIME` schedules an issue")
+        return
+    for line in format_entries(entries):
+        info(line)
+
+
+def format_entries(entries: list[Entry]) -> list[str]:
+    """One aligned line per scheduled issue: issue, local time, UTC, how, status."""
+    rows = [
+        (
+            entry.issue,
+            f"{entry.schedule.local:%Y-%m-%d %H:%M %Z} {entry.schedule.zone}",
+            f"{entry.schedule.send_at:%Y-%m-%d %H:%M} UTC",
+            "sendgrid" if entry.schedule.via_sendgrid else "cron",
+            f"{entry.status.value}: {entry.detail}",
+        )
+        for entry in entries
+    ]
+    header = ("ISSUE", "SEND AT", "UTC", "VIA", "STATUS")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+        + "  "
+        + row[4]
+        for row in [header, *rows]
+    ]
+
+
+@app.command()
+def unschedule(
+    ctx: typer.Context,
+    slug: str = typer.Argument(..., help="The scheduled issue."),
+) -> None:
+    """Forget when an issue goes out; cron leaves it alone from now on.
+
+    A send already running goes on; an issue already handed to SendGrid needs
+    `newsletter cancel`.
+
+    Example:  newsletter unschedule 2026-12-01
+    """
+    from newsletter.schedule import open_schedule_database
+    from newsletter.schedule import unschedule as forget
+
+    conn = open_schedule_database(settings(ctx))
+    try:
+        previous = forget(conn, slug)
+    finally:
+        conn.close()
+    info(f"unscheduled {slug} (was {previous.describe()})")
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    slug: str = typer.Argument(..., help="The scheduled issue."),
+) -> None:
+    """Stop a scheduled issue, at SendGrid if it was handed over (--via-sendgrid).
+
+    SendGrid takes a cancellation until 10 minutes before the send time; after that
+    this refuses and changes nothing. The recipients become pending again, so a later
+    `newsletter send` or `newsletter schedule` reaches them exactly once.
+
+    Example:  newsletter cancel 2026-12-01
+    """
+    from newsletter.schedule import cancel as stop
+    from newsletter.schedule import system_clock
+
+    done = stop(settings(ctx), slug, system_clock())
+    if not done.at_sendgrid:
+        info(
+            f"unscheduled {slug} (was {done.schedule.describe()}); "
+            "nothing had been handed to SendGrid yet"
+        )
+        return
+    info(
+        f"cancelled {slug} at SendGrid (batch {done.schedule.batch_id}): nobody gets it at "
+        f"{done.schedule.describe()}; {done.requeued:,} recipients are pending again — "
+        f"`newsletter schedule {slug} --at ...` or `newsletter send {slug}` sends it later"
+    )
+
+
+def run_due_command(ctx: typer.Context) -> None:
+    """`newsletter send --due`: quiet unless something happened; exit code says what.
+
+    Exit codes: 0 sent, 1 settings/key/workspace wrong, 3 due but nothing went out
+    (failed, or too late), 4 API key refused, 5 another run holds the lock, 6 partly
+    failed, 7 nothing due.
+    """
+    from newsletter.schedule import run_due, system_clock
+
+    result = run_due(settings(ctx), system_clock(), on_issue=_say)
+    _say_stopped(result)
+    raise typer.Exit(int(result.exit_code))
+
+
+def _say(run: IssueRun) -> None:
+    if run.ok:
+        info(run.line)
+    else:
+        typer.secho(f"error: {run.line}", fg=typer.colors.RED, err=True)
+
+
+def _say_stopped(result: RunResult) -> None:
+    stopped = result.stopped
+    if stopped is None or any(run.error is stopped for run in result.issues):
+        return
+    typer.secho(f"error: {stopped.line()}", fg=typer.colors.RED, err=True)
