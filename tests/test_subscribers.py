@@ -311,11 +311,27 @@ def test_import_of_a_non_utf8_file_names_the_line_and_imports_nothing(
     assert store.stats()["total"] == 0
 
 
-def test_import_of_a_utf16_file_is_refused(store: SubscriberStore, tmp_path: Path) -> None:
-    path = tmp_path / "u16.csv"
-    path.write_bytes("email\nann@example.org\n".encode("utf-16"))
-    with pytest.raises(UserError, match=r"u16\.csv:1: the file is UTF-16, not UTF-8"):
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        ("email\nann@example.org\n".encode("utf-16"), "the file is UTF-16, not UTF-8"),
+        ("email\nann@example.org\n".encode("utf-16-le"), "the file is UTF-16, not UTF-8"),
+        ("email\nann@example.org\n".encode("utf-16-be"), "the file is UTF-16, not UTF-8"),
+        (b"PK\x03\x04\x14\x00\x06\x00", "the file is a spreadsheet workbook (.xlsx/.xls), not CSV"),
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\n", "the file is binary, not CSV text"),
+    ],
+)
+def test_files_that_are_not_utf8_text_are_refused(
+    store: SubscriberStore, tmp_path: Path, data: bytes, what: str
+) -> None:
+    path = tmp_path / "list.csv"
+    path.write_bytes(data)
+    with pytest.raises(UserError) as error:
         store.import_csv(path)
+    assert error.value.line() == (
+        f"{path}:1: {what}; nothing was imported — "
+        "save the file as UTF-8 (in Excel: Save As > CSV UTF-8) and import it again"
+    )
 
 
 def test_broken_quotes_are_reported_not_swallowed(store: SubscriberStore, tmp_path: Path) -> None:

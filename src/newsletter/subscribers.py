@@ -709,17 +709,30 @@ def _guess_delimiter(line: str) -> str:
     return best if counts[best] > counts[","] else ","
 
 
+def _not_text(first_line: bytes) -> str | None:
+    """What the file is, if its first line shows it is not UTF-8 CSV text."""
+    if first_line.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        return "the file is a spreadsheet workbook (.xlsx/.xls), not CSV"
+    if first_line.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "the file is UTF-16, not UTF-8"
+    if b"\x00" in first_line:
+        body = first_line.removesuffix(b"\n")
+        halves = (body[0::2], body[1::2])
+        # ASCII text in UTF-16 without a BOM: every other byte is NUL, the others never.
+        for zeros, text in (halves, halves[::-1]):
+            if zeros.strip(b"\x00") == b"" and b"\x00" not in text:
+                return "the file is UTF-16, not UTF-8"
+        return "the file is binary, not CSV text"
+    return None
+
+
 def _decoded_lines(stream: IO[bytes], path: Path) -> Iterator[str]:
     """The file's lines as text: UTF-8, with or without a BOM; anything else is an error."""
     fix = "save the file as UTF-8 (in Excel: Save As > CSV UTF-8) and import it again"
     for number, raw in enumerate(stream, start=1):
         if number == 1:
-            if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in raw:
-                raise UserError(
-                    "the file is UTF-16, not UTF-8; nothing was imported",
-                    where=f"{path}:1",
-                    fix=fix,
-                )
+            if kind := _not_text(raw):
+                raise UserError(f"{kind}; nothing was imported", where=f"{path}:1", fix=fix)
             if raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
             if b"\r" in raw.rstrip(b"\r\n"):
