@@ -33,9 +33,11 @@ def test_build_writes_the_four_outputs(workspace: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == [
         "email.html",
         "email.txt",
+        "preview.html",
         "report.json",
         "web.html",
     ]
+    assert out.stat().st_mode & 0o777 == 0o755
     report = json.loads((out / "report.json").read_text())
     assert report["ok"] is True
     assert report["files"]["email.html"]["bytes"] == (out / "email.html").stat().st_size

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from newsletter.build import make_build
+from newsletter.build import make_build, write_build
 from newsletter.config import load_settings
 from newsletter.errors import UserError
 from newsletter.preview import (
@@ -28,7 +28,6 @@ from newsletter.preview import (
     bind,
     emulate_color_scheme,
     sample_headers,
-    write_preview_report,
 )
 from newsletter.screenshots import find_chromium
 from tests._cli import run
@@ -106,7 +105,7 @@ def test_headers_show_the_sample_subscriber(workspace: Path) -> None:
 def test_static_report_holds_every_view_and_nothing_external(workspace: Path) -> None:
     settings = load_settings(workspace)
     build = make_build(settings, "sample")
-    path = write_preview_report(settings, build)
+    path = write_build(settings, build) / PREVIEW_FILE
     assert path == workspace / "build" / "sample" / PREVIEW_FILE
     text = path.read_text(encoding="utf-8")
     document = lxml_html.document_fromstring(text)
@@ -130,8 +129,10 @@ def test_static_report_holds_every_view_and_nothing_external(workspace: Path) ->
 
 def test_static_report_is_deterministic(workspace: Path) -> None:
     settings = load_settings(workspace)
-    first = write_preview_report(settings, make_build(settings, "sample")).read_bytes()
-    assert write_preview_report(settings, make_build(settings, "sample")).read_bytes() == first
+    first = (write_build(settings, make_build(settings, "sample")) / PREVIEW_FILE).read_bytes()
+    assert (
+        write_build(settings, make_build(settings, "sample")) / PREVIEW_FILE
+    ).read_bytes() == first
 
 
 # --- the live server over plain HTTP -------------------------------------------------------

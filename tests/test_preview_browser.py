@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from newsletter.build import make_build
+from newsletter.build import make_build, write_build
 from newsletter.config import load_settings
 from newsletter.errors import UserError
 from newsletter.preview import (
@@ -26,7 +26,6 @@ from newsletter.preview import (
     PreviewServer,
     PreviewSession,
     for_subscriber,
-    write_preview_report,
 )
 from newsletter.screenshots import SCALE, find_chromium, launch_browser, open_email
 from tests.conftest import REPO
@@ -222,7 +221,7 @@ def test_template_error_shows_on_the_page_and_the_preview_recovers(
 
 def test_static_report_shows_all_views_from_a_file(browser: Browser, workspace: Path) -> None:
     settings = load_settings(workspace)
-    write_preview_report(settings, make_build(settings, "sample"))
+    write_build(settings, make_build(settings, "sample"))
     page = _page(browser, viewport={"width": 1400, "height": 900})
     try:
         page.goto((workspace / "build" / "sample" / PREVIEW_FILE).as_uri())

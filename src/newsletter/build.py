@@ -18,6 +18,7 @@ from newsletter.issue import ISSUE_FILE, Issue, check_slug, load_issue
 from newsletter.render import Rendered, render_issue, template_environment
 
 EMAIL_HTML, EMAIL_TEXT, WEB_HTML, REPORT = "email.html", "email.txt", "web.html", "report.json"
+PREVIEW = "preview.html"
 
 
 @dataclass
@@ -76,15 +77,23 @@ def write_build(settings: Settings, build: Build) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{build.slug}.", dir=target.parent))
     try:
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; a build is for the whole team
         for name, content in build.files().items():
             (staging / name).write_text(content, encoding="utf-8", newline="\n")
         report = json.dumps(build.report(), indent=2, ensure_ascii=False, sort_keys=True)
         (staging / REPORT).write_text(report + "\n", encoding="utf-8")
+        (staging / PREVIEW).write_text(_preview_page(settings, build), encoding="utf-8")
         _swap_in(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _preview_page(settings: Settings, build: Build) -> str:
+    from newsletter.preview import render_preview_report  # preview imports this module
+
+    return render_preview_report(settings, build)
 
 
 def _swap_in(staging: Path, target: Path) -> None:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import json
-import os
 import re
 import secrets
-import tempfile
 import threading
 import time
 import traceback
@@ -37,7 +35,7 @@ if TYPE_CHECKING:
     # Only for types: build.py may import this module to write preview.html with a build.
     from newsletter.build import Build
 
-PREVIEW_FILE = "preview.html"
+PREVIEW_FILE = "preview.html"  # written by build.write_build with the other outputs
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 PORT_ATTEMPTS = 20
@@ -163,22 +161,6 @@ def render_preview_report(settings: Settings, build: Build) -> str:
     return _pages().get_template("report.html.j2").render(_views(settings, build))
 
 
-def write_preview_report(settings: Settings, build: Build) -> Path:
-    """Write build/<slug>/preview.html atomically and return its path."""
-    target = settings.build_dir(build.slug) / PREVIEW_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=f".{PREVIEW_FILE}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(render_preview_report(settings, build))
-        os.chmod(staging, 0o644)  # mkstemp makes it private; the other build files are not
-        os.replace(staging, target)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-    return target
-
-
 def _silent(_: str) -> None:
     pass
 
@@ -251,8 +233,7 @@ class PreviewSession:
                 self.settings = load_settings(self.settings.workspace)
                 self._reload_settings = False
             build = make_build(self.settings, self.slug)
-            write_build(self.settings, build)
-            write_preview_report(self.settings, build)
+            write_build(self.settings, build)  # writes preview.html too
         except NewsletterError as error:
             return None, error.line()
         except Exception as error:  # a bug, not bad input: report it and keep serving

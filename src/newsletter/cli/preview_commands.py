@@ -79,15 +79,13 @@ def _shown(path: Path, root: Path) -> Path:
 
 
 def _screenshots(ctx: typer.Context, slug: str, directory: Path) -> None:
-    from newsletter.build import make_build, write_build
-    from newsletter.preview import write_preview_report
+    from newsletter.build import PREVIEW, make_build, write_build
     from newsletter.screenshots import find_chromium, take_screenshots
 
     chromium = find_chromium()  # before building: a missing browser should fail fast
     workspace = settings(ctx)
     build = make_build(workspace, slug)
-    write_build(workspace, build)
-    report = write_preview_report(workspace, build)
+    report = write_build(workspace, build) / PREVIEW
     info(f"wrote {_shown(report, workspace.workspace)}")
     for path in take_screenshots(build, directory, chromium):
         info(f"wrote {path}")
