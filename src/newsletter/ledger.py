@@ -68,6 +68,12 @@ class Recipient:
 
 @dataclass(frozen=True)
 class Batch:
+    """Recipients claimed together for one request.
+
+    `attempt` is 1 on a first try, and one more than the most tries any of its recipients
+    had before (a released, failed or requeued row comes back with its count).
+    """
+
     id: int
     issue: str
     recipients: list[Recipient]
