@@ -18,11 +18,16 @@ SECRET = "test-unsubscribe-secret-0123456789"
 API_KEY = "SG.test"
 
 
-def sample_workspace(root: Path, extra_toml: str = "") -> Path:
-    """The repository's newsletter.toml and sample issue, copied to `root`."""
+def sample_workspace(root: Path, delivery: str = "") -> Path:
+    """The repository's newsletter.toml and sample issue, copied to `root`.
+
+    `delivery` holds extra lines for the [delivery] table, e.g. "batch_size = 2".
+    """
     root.mkdir(parents=True, exist_ok=True)
     config = (REPO / "newsletter.toml").read_text(encoding="utf-8")
-    (root / "newsletter.toml").write_text(config + extra_toml, encoding="utf-8")
+    assert config.count("[delivery]\n") == 1
+    config = config.replace("[delivery]\n", f"[delivery]\n{delivery}\n")
+    (root / "newsletter.toml").write_text(config, encoding="utf-8")
     shutil.copytree(REPO / "issues" / "sample", root / "issues" / "sample")
     return root
 

@@ -54,6 +54,7 @@ class Backend(Protocol):
     name: str
     unit: str  # what `BatchResult.requests` counts: "request", "message" or "file"
     max_batch_size: int
+    requests: int  # requests (or messages, or files) sent so far, retries included
     # Seconds spent building payloads and talking to the service, for the summary.
     timings: dict[str, float]
 

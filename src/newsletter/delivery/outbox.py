@@ -45,6 +45,7 @@ class OutboxBackend:
         self.label = label or str(root)
         self.max_batch_size = batch_size
         self.timings: dict[str, float] = {"build": 0.0, "io": 0.0}
+        self.requests = 0
 
     def folder(self, message: Message) -> Path:
         folder = self.root / message.issue
@@ -66,6 +67,7 @@ class OutboxBackend:
                 self.timings["build"] += time.perf_counter() - started
                 started = time.perf_counter()
                 _write_atomically(folder / file_name(recipient.email), data)
+                self.requests += 1
                 self.timings["io"] += time.perf_counter() - started
         except OSError as exc:
             raise DeliveryError(

@@ -124,6 +124,7 @@ class SendGridBackend:
         self._notify = notify or (lambda _message: None)
         self._requests: dict[int, SendGridRequest] = {}
         self.timings: dict[str, float] = {"build": 0.0, "http": 0.0}
+        self.requests = 0
 
     # -- the Backend interface
 
@@ -180,6 +181,7 @@ class SendGridBackend:
         from python_http_client import exceptions
 
         started = time.perf_counter()
+        self.requests += 1
         try:
             response = self._client.client.mail.send.post(
                 request_body=payload, request_headers={"Content-Type": JSON_UTF8}

@@ -61,6 +61,7 @@ class SMTPBackend:
         self._sleep = sleep
         self._connection: smtplib.SMTP | None = None
         self.connections = 0
+        self.requests = 0
         self.timings: dict[str, float] = {"build": 0.0, "smtp": 0.0}
 
     def describe(self) -> str:
@@ -133,6 +134,7 @@ class SMTPBackend:
         raise smtplib.SMTPResponseException(code, reply)
 
     def _data(self, connection: smtplib.SMTP, data: bytes, message_id: str) -> BatchResult:
+        self.requests += 1
         try:
             code, reply = connection.data(data)
         except smtplib.SMTPDataError as exc:  # DATA itself refused: nothing was delivered

@@ -1,0 +1,439 @@
+"""`newsletter send` through the CLI against the SendGrid stub: the ledger, faults, reruns."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsletter.cli import send_commands
+from tests._cli import Outcome, run
+from tests._sending import (
+    API_KEY,
+    SECRET,
+    add_subscribers,
+    database,
+    ledger_states,
+    numbered,
+    sample_workspace,
+    stub_env,
+    write_env,
+)
+from tests.sendgrid_stub import SendGridStub, bypass_proxy_for_loopback
+from tests.test_delivery_smtp import PASSWORD, USER, Server
+from tests.test_delivery_smtp import smtp_server as smtp_server  # the fixture
+
+SUBJECT = "Albania raid on Ashraf 3 sparks protests across Europe"
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    bypass_proxy_for_loopback(monkeypatch)
+
+
+@pytest.fixture
+def stub() -> Iterator[SendGridStub]:
+    with SendGridStub(API_KEY) as running:
+        yield running
+
+
+def _timeless(text: str) -> str:
+    return re.sub(r"in \d+\.\d s", "in T s", text)
+
+
+def send(root: Path, *args: str, input: str | None = None) -> Outcome:
+    outcome = run(root, "send", "sample", *args, input=input)
+    return Outcome(outcome.exit_code, _timeless(outcome.stdout), outcome.stderr)
+
+
+def workspace_with(tmp_path: Path, stub: SendGridStub, count: int, delivery: str = "") -> Path:
+    root = sample_workspace(tmp_path / "ws", delivery)
+    stub_env(root, stub.url)
+    add_subscribers(root, numbered(count))
+    return root
+
+
+def delivered_once(stub: SendGridStub, emails: list[str]) -> bool:
+    return stub.deliveries(issue="sample") == {email: 1 for email in emails}
+
+
+HEADER = [
+    "synced suppressions: 0 global unsubscribes, 0 bounces, 0 spam reports, 0 invalid emails",
+    "issue       sample",
+    f"subject     {SUBJECT}",
+    "from        The Balkan Brief <newsletter@example.org>",
+]
+
+
+def test_send_reaches_every_active_subscriber_once_in_batches(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    root = workspace_with(tmp_path, stub, 2500)
+    add_subscribers(root, ["gone@example.org"], status="unsubscribed")
+    outcome = send(root, "--yes")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.splitlines() == [
+        *HEADER,
+        f"backend     sendgrid ({stub.url})",
+        "recipients  2,500 (2,500 active subscribers)",
+        "sent 2,500, skipped 0, failed 0, unknown 0 in T s (3 requests)",
+    ]
+    assert delivered_once(stub, numbered(2500))
+    sizes = [len(r.body["personalizations"]) for r in stub.accepted]
+    assert sizes == [1000, 1000, 500]
+    first = stub.accepted[0].body
+    assert [p["to"][0]["email"] for p in first["personalizations"]] == numbered(1000)
+    assert first["custom_args"] == {"issue": "sample"}
+    assert set(ledger_states(root, "sample").values()) == {"sent"}
+
+
+def test_a_finished_issue_is_not_sent_again_without_resend(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    root = workspace_with(tmp_path, stub, 3)
+    assert send(root, "--yes").exit_code == 0
+    again = send(root, "--yes")
+    assert again.exit_code == 1
+    assert again.stderr == (
+        "error: issue 'sample' was already sent to 3 recipients — nothing to do; "
+        "`newsletter send sample --resend` sends it to every active subscriber again\n"
+    )
+    assert delivered_once(stub, numbered(3))
+    resent = send(root, "--yes", "--resend")
+    assert resent.exit_code == 0, resent.stderr
+    assert "sent 3, skipped 0, failed 0, unknown 0 in T s (1 request)" in resent.stdout
+    assert stub.deliveries(issue="sample") == {email: 2 for email in numbered(3)}
+
+
+def test_a_400_fails_its_batch_and_the_send_goes_on(tmp_path: Path, stub: SendGridStub) -> None:
+    root = workspace_with(tmp_path, stub, 5, "batch_size = 2")
+    stub.plan("202", "400")
+    outcome = send(root, "--yes")
+    assert outcome.exit_code == 3
+    assert outcome.stdout.splitlines()[-4:] == [
+        "sent 3, skipped 0, failed 2, unknown 0 in T s (3 requests)",
+        "failed — refused; a rerun of `newsletter send sample` tries them again:",
+        "  reader000002@example.org: SendGrid answered 400: invalid request",
+        "  reader000003@example.org: SendGrid answered 400: invalid request",
+    ]
+    assert outcome.stderr == (
+        "error: 2 recipient(s) of sample not confirmed sent — see `newsletter status sample`\n"
+    )
+    rerun = send(root, "--yes")
+    assert rerun.exit_code == 0, rerun.stderr
+    assert "recipients  2 (5 active subscribers, 3 already sent)" in rerun.stdout
+    assert "sent 2, skipped 0, failed 0, unknown 0 in T s (1 request)" in rerun.stdout
+    assert delivered_once(stub, numbered(5))
+
+
+def test_a_lost_answer_leaves_the_batch_unknown_and_a_rerun_sends_only_the_rest(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    root = workspace_with(tmp_path, stub, 5, "batch_size = 2")
+    stub.plan("202", "drop_before_response", "drop_before_response")
+    outcome = send(root, "--yes")
+    assert outcome.exit_code == 3
+    lines = outcome.stdout.splitlines()
+    assert lines[-5:] == [
+        "sent 2, skipped 0, failed 0, unknown 3 in T s (3 requests)",
+        "unknown — the request may have gone out; not resent unless "
+        "`newsletter send sample --resend-unknown`:",
+        "  reader000002@example.org",
+        "  reader000003@example.org",
+        "  reader000004@example.org",
+    ]
+    # The stub did take the dropped requests: everyone has the issue once already.
+    assert delivered_once(stub, numbered(5))
+    rerun = send(root, "--yes")
+    assert rerun.exit_code == 0
+    assert rerun.stdout.splitlines()[-2:] == [
+        "recipients  0 (5 active subscribers, 2 already sent, 3 unknown, not resent)",
+        "nothing to send",
+    ]
+    assert delivered_once(stub, numbered(5))
+    forced = send(root, "--yes", "--resend-unknown")
+    assert forced.exit_code == 0, forced.stderr
+    assert "sent 3, skipped 0, failed 0, unknown 0 in T s (2 requests)" in forced.stdout
+    counts = stub.deliveries(issue="sample")
+    assert [counts[e] for e in numbered(5)] == [1, 1, 2, 2, 2]
+
+
+def test_401_stops_at_once_with_exit_4_and_sends_nothing(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    root = workspace_with(tmp_path, stub, 5, "batch_size = 2")
+    stub_env(root, stub.url, api_key="SG.revoked-key")
+    outcome = send(root, "--yes", "--no-sync")
+    assert outcome.exit_code == 4
+    assert outcome.stderr == (
+        "error: SendGrid refused the API key (401: The provided authorization grant is "
+        "invalid, expired, or revoked) — check SENDGRID_API_KEY in .env: it must be valid "
+        "and have the Mail Send permission; nothing of this batch was sent\n"
+    )
+    assert "sent 0, skipped 0, failed 0, unknown 0 in T s (1 request)" in outcome.stdout
+    assert len(stub.requests) == 1
+    assert set(ledger_states(root, "sample").values()) == {"pending"}
+    stub_env(root, stub.url)
+    assert send(root, "--yes").exit_code == 0
+    assert delivered_once(stub, numbered(5))
+
+
+def test_413_splits_the_batch_and_sends_each_half(tmp_path: Path, stub: SendGridStub) -> None:
+    root = workspace_with(tmp_path, stub, 6, "batch_size = 4")
+    stub.plan("413")
+    outcome = send(root, "--yes", "--no-sync")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert "sent 6, skipped 0, failed 0, unknown 0 in T s (4 requests)" in outcome.stdout
+    assert [len(r.body["personalizations"]) for r in stub.accepted] == [2, 2, 2]
+    assert delivered_once(stub, numbered(6))
+
+
+def test_413_for_a_single_recipient_fails_it(tmp_path: Path, stub: SendGridStub) -> None:
+    root = workspace_with(tmp_path, stub, 2, "batch_size = 2")
+    stub.plan("413", "413", "202")
+    outcome = send(root, "--yes", "--no-sync")
+    assert outcome.exit_code == 3
+    assert "sent 1, skipped 0, failed 1, unknown 0 in T s (3 requests)" in outcome.stdout
+    assert "  reader000000@example.org: SendGrid answered 413: content too large" in outcome.stdout
+
+
+def test_429_and_500_are_waited_out(tmp_path: Path, stub: SendGridStub) -> None:
+    root = workspace_with(tmp_path, stub, 3, "batch_size = 2")
+    stub.rate_limit_reset_offset = 0
+    stub.plan("429", "202", "500")
+    outcome = send(root, "--yes", "--no-sync")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert "sent 3, skipped 0, failed 0, unknown 0 in T s (4 requests)" in outcome.stdout
+    assert "retrying in" in outcome.stderr
+    assert delivered_once(stub, numbered(3))
+
+
+def test_no_terminal_and_no_yes_refuses(tmp_path: Path, stub: SendGridStub) -> None:
+    root = workspace_with(tmp_path, stub, 2)
+    outcome = send(root)
+    assert outcome.exit_code == 1
+    assert outcome.stderr == (
+        "error: no terminal to confirm the send — run it with --yes to send without "
+        "asking (as cron does)\n"
+    )
+    assert stub.accepted == []
+
+
+def test_the_editor_confirms_on_a_terminal(
+    tmp_path: Path, stub: SendGridStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = workspace_with(tmp_path, stub, 2)
+    monkeypatch.setattr(send_commands, "_interactive", lambda: True)
+    declined = send(root, input="n\n")
+    assert declined.exit_code == 1
+    assert declined.stdout.splitlines()[-2:] == [
+        "Send sample to 2 recipients? [y/N]: n",
+        "not sent",
+    ]
+    assert stub.accepted == []
+    accepted = send(root, input="y\n")
+    assert accepted.exit_code == 0
+    assert delivered_once(stub, numbered(2))
+
+
+def test_sync_runs_first_and_keeps_suppressed_addresses_out(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    root = workspace_with(tmp_path, stub, 4, "asm_group_id = 42")
+    stub.suppressions["bounces"] = [
+        {"email": "READER000001@example.org", "created": 1, "reason": "550", "status": "5.1.1"}
+    ]
+    stub.suppressions["spam_reports"] = [
+        {"email": "reader000002@example.org", "created": 1, "ip": "192.0.2.1"}
+    ]
+    stub.group_suppressions[42] = ["reader000003@example.org", "stranger@example.org"]
+    outcome = send(root, "--yes")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.splitlines()[:2] == [
+        "synced suppressions: 0 global unsubscribes, 2 group 42 unsubscribes, 1 bounces, "
+        "1 spam reports, 0 invalid emails",
+        "marked 1 from group 42 unsubscribes, 1 from bounces, 1 from spam reports",
+    ]
+    assert "recipients  1 (1 active subscriber)" in outcome.stdout
+    assert delivered_once(stub, ["reader000000@example.org"])
+    assert stub.accepted[0].body["asm"] == {"group_id": 42}
+
+
+def test_subscribers_sync_pages_through_long_lists(tmp_path: Path, stub: SendGridStub) -> None:
+    root = workspace_with(tmp_path, stub, 1200)
+    stub.suppressions["unsubscribes"] = [{"email": email, "created": 1} for email in numbered(1100)]
+    outcome = run(root, "subscribers", "sync")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.splitlines() == [
+        "synced suppressions: 1,100 global unsubscribes, 0 bounces, 0 spam reports, "
+        "0 invalid emails",
+        "marked 1,100 from global unsubscribes",
+    ]
+    paths = [r.path for r in stub.requests if r.path.startswith("/v3/suppression/unsubscribes")]
+    assert len(paths) == 3
+    assert "unsubscribed" in run(root, "subscribers", "stats").stdout
+
+
+def test_the_api_key_appears_nowhere(tmp_path: Path, stub: SendGridStub) -> None:
+    root = workspace_with(tmp_path, stub, 3, "batch_size = 1")
+    secret_key = "SG.very-secret-key-value"
+    stub.api_key = secret_key
+    stub_env(root, stub.url, api_key=secret_key)
+    stub.plan("202", "400", "drop_before_response")
+    outcome = send(root, "--yes")
+    assert outcome.exit_code == 3
+    assert secret_key not in outcome.stdout + outcome.stderr
+    db_bytes = b"".join(p.read_bytes() for p in root.glob("newsletter.db*"))
+    assert secret_key.encode() not in db_bytes
+
+
+def test_dry_run_builds_and_checks_every_request_and_changes_nothing(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    root = workspace_with(tmp_path, stub, 2500)
+    outcome = send(root, "--dry-run")
+    assert outcome.exit_code == 0, outcome.stderr
+    lines = outcome.stdout.splitlines()
+    assert lines[0] == "dry run of sendgrid send: nothing sent, nothing recorded"
+    assert lines[1] == "recipients  2,500 (2,500 active subscribers)"
+    assert re.fullmatch(r"requests    3 \(largest [\d,]+ bytes, 1,000 personalizations\)", lines[2])
+    assert re.fullmatch(
+        r"largest     [\d,]+ bytes of HTML \(reader000000@example.org\); ~[\d,]+ with click "
+        r"tracking of 15 links \(Gmail clips from 102,000\)",
+        lines[3],
+    )
+    assert lines[4] == "ok: every request is valid"
+    assert stub.requests == []
+    assert "has no ledger" in run(root, "status", "sample").stderr
+
+
+def test_dry_run_reports_the_clip_limit_on_the_worst_case(
+    tmp_path: Path, stub: SendGridStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = workspace_with(tmp_path, stub, 2)
+    monkeypatch.setattr("newsletter.send.TRACKED_LINK_CHARS", 5000)
+    outcome = send(root, "--dry-run")
+    assert outcome.exit_code == 1
+    assert re.search(
+        r"problem: the longest message \(reader00000\d@example.org\) would be about [\d,]+ "
+        r"bytes with click tracking; Gmail clips from 102,000 — shorten the issue",
+        outcome.stderr,
+    )
+    assert outcome.stderr.endswith("error: the dry run found 1 problem(s) — see the lines above\n")
+
+
+def test_dry_run_names_missing_settings_as_problems(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    add_subscribers(root, numbered(1))
+    outcome = send(root, "--dry-run", "--backend", "sendgrid")
+    assert outcome.exit_code == 1
+    assert "problem: .env: SENDGRID_API_KEY is not set" in outcome.stderr
+    assert "warning: .env: NEWSLETTER_UNSUBSCRIBE_SECRET is not set" in outcome.stderr
+
+
+def test_test_send_goes_to_the_address_only_and_is_recorded_nowhere(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    root = workspace_with(tmp_path, stub, 3)
+    outcome = run(
+        root, "send", "sample", "--test", "Me@Example.org", "--test", "reader000001@example.org"
+    )
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout == (
+        "sent a test of sample to Me@Example.org, reader000001@example.org via "
+        f"sendgrid ({stub.url}); nothing recorded as sent\n"
+    )
+    (record,) = stub.accepted
+    assert record.body["subject"] == f"[TEST] {SUBJECT}"
+    assert record.body["custom_args"] == {"issue": "sample", "test": "true"}
+    names = [p["to"][0].get("name") for p in record.body["personalizations"]]
+    assert names == [None, "Name reader000001"]
+    assert ledger_states(root, "sample") == {}
+    assert send(root, "--yes").exit_code == 0
+
+
+def test_a_bad_test_address_is_one_clear_line(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    outcome = run(root, "send", "sample", "--test", "not-an-address")
+    assert outcome.exit_code == 1
+    assert outcome.stderr == (
+        "error: --test 'not-an-address' is not an email address (invalid address "
+        "'not-an-address': An email address must have an @-sign.)\n"
+    )
+
+
+def test_the_outbox_quick_start_needs_no_credentials(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    add_subscribers(root, ["ann@example.org", "bob@example.org"])
+    outcome = send(root, "--yes")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.splitlines() == [
+        "issue       sample",
+        f"subject     {SUBJECT}",
+        "from        The Balkan Brief <newsletter@example.org>",
+        "backend     outbox (outbox/)",
+        "recipients  2 (2 active subscribers)",
+        "sent 2, skipped 0, failed 0, unknown 0 in T s (2 files)",
+    ]
+    assert outcome.stderr == (
+        "warning: NEWSLETTER_UNSUBSCRIBE_SECRET is not set: the outbox's unsubscribe links "
+        "are signed with a throwaway key (set it in .env before a real send)\n"
+    )
+    files = sorted(p.name for p in (root / "outbox" / "sample").iterdir())
+    assert files == ["ann@example.org.eml", "bob@example.org.eml"]
+
+
+def test_a_real_backend_needs_the_unsubscribe_secret(tmp_path: Path, stub: SendGridStub) -> None:
+    root = workspace_with(tmp_path, stub, 1)
+    write_env(root, SENDGRID_API_KEY=API_KEY, SENDGRID_API_HOST=stub.url)
+    outcome = send(root, "--yes")
+    assert outcome.exit_code == 1
+    assert outcome.stderr.startswith(
+        "error: .env: NEWSLETTER_UNSUBSCRIBE_SECRET is not set: unsubscribe links cannot be signed"
+    )
+    assert stub.accepted == []
+
+
+def test_skipped_counts_subscribers_gone_since_the_last_run(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    root = workspace_with(tmp_path, stub, 3)
+    stub.plan("401")
+    assert send(root, "--yes", "--no-sync").exit_code == 4
+    conn = database(root)
+    conn.execute(
+        "UPDATE subscribers SET status = 'unsubscribed' WHERE email = ?", (numbered(1)[0],)
+    )
+    conn.close()
+    outcome = send(root, "--yes", "--no-sync")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert "sent 2, skipped 1, failed 0, unknown 0 in T s (1 request)" in outcome.stdout
+
+
+def test_send_through_smtp_reaches_everyone_once(
+    tmp_path: Path, smtp_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    write_env(
+        root,
+        SMTP_HOST=smtp_server.host,
+        SMTP_PORT=str(smtp_server.port),
+        SMTP_USERNAME=USER,
+        SMTP_PASSWORD=PASSWORD,
+        NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET,
+    )
+    monkeypatch.setenv("SMTP_CA_FILE", str(smtp_server.ca_file))
+    add_subscribers(root, numbered(3))
+    outcome = send(root, "--yes", "--backend", "smtp")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.splitlines()[-3:] == [
+        f"backend     smtp ({smtp_server.host}:{smtp_server.port}, STARTTLS)",
+        "recipients  3 (3 active subscribers)",
+        "sent 3, skipped 0, failed 0, unknown 0 in T s (3 messages)",
+    ]
+    assert [to for _, to, _ in smtp_server.mailbox.messages] == [[e] for e in numbered(3)]
+    assert len(smtp_server.mailbox.sessions) == 1
+    assert send(root, "--yes", "--backend", "smtp").exit_code == 1
+    assert len(smtp_server.mailbox.messages) == 3
