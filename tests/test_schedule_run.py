@@ -48,8 +48,8 @@ def at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
+def outbox_workspace(tmp_path: Path) -> Path:
+    """A workspace sending to the outbox, with issues a and b and five subscribers."""
     root = make_workspace(tmp_path)
     config = root / "newsletter.toml"
     config.write_text(
@@ -64,6 +64,11 @@ def root(tmp_path: Path) -> Path:
     finally:
         conn.close()
     return root
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return outbox_workspace(tmp_path)
 
 
 @pytest.fixture
