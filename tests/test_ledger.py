@@ -205,6 +205,7 @@ def test_each_outcome_of_a_batch(conn: sqlite3.Connection, ledger: Ledger) -> No
     ledger.mark_unknown(unknown.id, "read timeout after the request was sent")
     ledger.release(released.id)
     counts(ledger, sent=2, failed=2, unknown=2, pending=2)
+    assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL again after marks
     (email, error), _ = ledger.recipients(ISSUE, states.FAILED)
     assert email == "user000002@example.org"
     assert error is not None and len(error) == 2000 and error.endswith("…")

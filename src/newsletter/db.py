@@ -192,6 +192,23 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+@contextmanager
+def deferred_sync(conn: sqlite3.Connection) -> Iterator[None]:
+    """Commit without waiting for the disk, for writes that are safe to lose in a power cut.
+
+    The frames are fsynced with the next FULL commit; if the machine dies first, the
+    database is as it was before the write (WAL never leaves it half-written).
+    """
+    if conn.in_transaction:
+        yield  # the enclosing transaction decides
+        return
+    conn.execute("PRAGMA synchronous = NORMAL")
+    try:
+        yield
+    finally:
+        conn.execute("PRAGMA synchronous = FULL")
+
+
 def applied_migrations(conn: sqlite3.Connection) -> list[str]:
     rows = conn.execute("SELECT name FROM _migrations ORDER BY name").fetchall()
     return [str(name) for (name,) in rows]

@@ -29,7 +29,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from newsletter.db import transaction, utc_now
+from newsletter.db import deferred_sync, transaction, utc_now
 from newsletter.subscribers import safe_display_name
 
 PENDING = "pending"
@@ -229,7 +229,10 @@ class Ledger:
         message_id: str | None = None,
         error: str | None = None,
     ) -> None:
-        with transaction(self.conn):
+        # Losing this write in a power cut is safe: the batch stays `sending` and `recover`
+        # makes it `unknown`, never pending. Only the claim must reach the disk before the
+        # request leaves, and its fsync also covers the marks written before it.
+        with deferred_sync(self.conn), transaction(self.conn):
             row = self.conn.execute(
                 "SELECT state FROM batches WHERE id = ?", (batch_id,)
             ).fetchone()
