@@ -24,7 +24,7 @@ def database(workspace: Path) -> sqlite3.Connection:
 
 
 def write_csv(path: Path, text: str, *, bom: bool = False, encoding: str = "utf-8") -> Path:
-    """Write `text` as the file's exact bytes (newline="" keeps the line endings given)."""
+    """Write `text` encoded as given, line endings untouched, optionally after a UTF-8 BOM."""
     data = text.encode(encoding)
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
     return path
