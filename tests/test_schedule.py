@@ -225,7 +225,7 @@ def test_a_schedule_is_stored_with_its_zone(conn: sqlite3.Connection) -> None:
     assert row == ("2026-12-01", "2026-12-01T07:00:00+00:00", "Europe/Berlin")
     stored = get_schedule(conn, "2026-12-01")
     assert stored is not None
-    assert stored.describe() == "2026-12-01 08:00 CET (Europe/Berlin)"
+    assert stored.describe() == "2026-12-01 08:00 CET Europe/Berlin"
     assert not stored.via_sendgrid
 
 

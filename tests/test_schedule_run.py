@@ -158,7 +158,7 @@ def test_a_due_issue_is_sent_with_one_line(settings: Settings) -> None:
     result = run_due(settings, at("2026-12-01 07:02"), send=sender)
     assert result.exit_code is ExitCode.SENT
     assert [run.line for run in result.issues] == [
-        "sent a to 5 recipients (due 2026-12-01 08:00 CET (Europe/Berlin), 2 min late, 0.5 s)"
+        "sent a to 5 recipients (due 2026-12-01 08:00 CET Europe/Berlin, 2 min late, 0.5 s)"
     ]
     assert sender.calls == [("a", None)]
     assert counts(settings, "a") == {"sent": 5}
@@ -290,7 +290,7 @@ def test_a_too_late_issue_is_reported_once_and_never_sent(settings: Settings) ->
     assert first.exit_code is ExitCode.FAILED
     assert first.issues[0].outcome is Outcome.TOO_LATE
     assert first.issues[0].line == (
-        "not sent a: it was due 2026-12-01 08:00 CET (Europe/Berlin), 7 h 30 min ago, more than "
+        "not sent a: it was due 2026-12-01 08:00 CET Europe/Berlin, 7 h 30 min ago, more than "
         "max_lateness_hours (6 h) — send it by hand with `newsletter send a`, or schedule it "
         "again"
     )

@@ -92,7 +92,7 @@ def test_it_is_handed_over_during_the_hour_before_with_send_at_and_a_batch_id(
     assert sendgrid_stub.batches == {handover.batch_id}
     assert result.issues[0].line == (
         "handed a to SendGrid for 5 recipients: it goes out 2026-12-01 08:00 CET "
-        "(Europe/Berlin); `newsletter cancel a` stops it until 07:50"
+        "Europe/Berlin; `newsletter cancel a` stops it until 07:50"
     )
     assert status_of(settings, DUE - dt.timedelta(minutes=50)) == (
         Status.SUBMITTED,
@@ -126,7 +126,7 @@ def test_a_handed_over_issue_cannot_be_moved_or_unscheduled(settings: Settings) 
             unschedule(conn, "a")
         assert caught.value.line() == (
             "issue 'a' is already with SendGrid, to go out at 2026-12-01 08:00 CET "
-            "(Europe/Berlin) — stop it with `newsletter cancel a` first (possible until 07:50)"
+            "Europe/Berlin — stop it with `newsletter cancel a` first (possible until 07:50)"
         )
         with pytest.raises(UserError):
             when = parse_send_time("2026-12-02 08:00", BERLIN, DUE - dt.timedelta(hours=1))
@@ -166,7 +166,7 @@ def test_cancel_is_refused_within_ten_minutes_of_the_send_time(
     with pytest.raises(UserError) as caught:
         cancel(settings, "a", DUE - dt.timedelta(minutes=9))
     assert caught.value.line() == (
-        "too late to cancel a: it goes out 2026-12-01 08:00 CET (Europe/Berlin), and SendGrid "
+        "too late to cancel a: it goes out 2026-12-01 08:00 CET Europe/Berlin, and SendGrid "
         "takes cancellations only until 10 minutes before (07:50); it is 07:51 now — "
         "nothing was changed"
     )

@@ -414,8 +414,10 @@ class Schedule:
         return self.send_at.astimezone(ZoneInfo(self.zone))
 
     def describe(self) -> str:
-        """ "2026-12-01 08:00 CET (Europe/Berlin)"."""
-        return f"{self.local:%Y-%m-%d %H:%M %Z} ({self.zone})"
+        """Local time and zone: "2026-12-01 08:00 CET Europe/Berlin", "2026-12-01 08:00 UTC"."""
+        local = self.local
+        zone = "" if local.tzname() == self.zone else f" {self.zone}"
+        return f"{local:%Y-%m-%d %H:%M %Z}{zone}"
 
     @property
     def submitted(self) -> bool:
