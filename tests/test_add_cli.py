@@ -8,9 +8,12 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from newsletter.ledger import Ledger
+from newsletter.subscribers import SubscriberStore
 from tests._cli import run
 from tests._local_site import Route, closed_port_url, local_site
 from tests._paths import fixture, page_dump
+from tests._workspace import database
 
 EMPTY_ISSUE = """\
 # Editor's note: keep this comment.
@@ -246,8 +249,26 @@ def test_feed_with_since_and_section(workspace: Path) -> None:
     ]
 
 
+def _record_sent(workspace: Path, slug: str) -> None:
+    """What a finished `newsletter send SLUG` leaves in the ledger."""
+    conn = database(workspace)
+    try:
+        if SubscriberStore(conn).get("reader@example.org") is None:
+            SubscriberStore(conn).add("reader@example.org")
+        ledger = Ledger(conn)
+        ledger.prepare(slug)
+        batch = ledger.claim_batch(slug, 1000)
+        assert batch is not None
+        ledger.mark_sent(batch.id, "message-id")
+    finally:
+        conn.close()
+
+
 def test_warns_when_an_article_already_went_out(workspace: Path) -> None:
-    make_issue(workspace, "later", date="2026-12-08")  # the sample (2026-12-01) went out before it
+    make_issue(workspace, "later", date="2026-12-08")
+    quiet = run(workspace, "add", "later", str(page_dump()), "--dry-run")
+    assert quiet.stderr == "", "the sample was never sent: nothing to warn about"
+    _record_sent(workspace, "sample")
     result = run(workspace, "add", "later", str(page_dump()))
     assert result.exit_code == 0
     warnings = result.stderr.splitlines()
@@ -260,21 +281,18 @@ def test_warns_when_an_article_already_went_out(workspace: Path) -> None:
     assert quiet.stderr == ""
 
 
-def test_a_built_issue_counts_as_sent_whatever_its_date(workspace: Path, tmp_path: Path) -> None:
-    make_issue(workspace, "earlier", date="2026-10-01")
+def test_only_the_last_n_sent_issues_count(workspace: Path, tmp_path: Path) -> None:
     story = markdown(tmp_path, "s.md", "Story", "https://example.org/story")
-    run(workspace, "add", "earlier", str(story))
-    make_issue(workspace, "draft", date="2027-01-01")
-    run(workspace, "add", "draft", str(story))
-    report = workspace / "build" / "draft" / "report.json"
-    report.parent.mkdir(parents=True)
-    report.write_text("{}")
-    result = run(workspace, "add", "earlier", str(page_dump()), str(story), "--dry-run")
-    assert "warning: 'Story'" not in result.stderr  # already in this issue: skipped, not warned
-    make_issue(workspace, "next", date="2026-10-05")
-    result = run(workspace, "add", "next", str(story))
+    make_issue(workspace, "old", date="2026-10-01")
+    run(workspace, "add", "old", str(story))
+    _record_sent(workspace, "old")
+    _record_sent(workspace, "sample")
+    make_issue(workspace, "next", date="2026-12-08")
+    result = run(workspace, "add", "next", str(story), "--recent", "1", "--dry-run")
+    assert result.stderr == "", "only the sample (the last sent) is looked at"
+    result = run(workspace, "add", "next", str(story), "--recent", "2")
     assert result.stderr.splitlines() == [
-        "warning: 'Story' already went out in issue draft (2027-01-01)",
+        "warning: 'Story' already went out in issue old (2026-10-01)",
     ]
 
 

@@ -196,29 +196,17 @@ class SentIssue:
     titles_by_url: dict[str, str]
 
 
-def recently_sent(
-    issues_dir: Path, build_dir: Path, slug: str, before: dt.date | None, last: int
-) -> list[SentIssue]:
-    """The `last` most recent issues that went out before this one, newest first.
-
-    For now "went out" means: built (build/<slug>/report.json exists) or dated before this
-    issue. The send ledger will answer this properly; only this function needs to change.
-    """
+def recently_sent(issues_dir: Path, sent_slugs: Sequence[str]) -> list[SentIssue]:
+    """The issues the ledger says went out (newest first), with the articles they carried."""
     sent: list[SentIssue] = []
-    for path in sorted(issues_dir.glob(f"*/{ISSUE_FILE}")):
-        other = path.parent.name
-        if other == slug:
-            continue
+    for other in sent_slugs:
         try:
-            document = read_document(path)
+            document = read_document(issues_dir / other / ISSUE_FILE)
         except NewsletterError:
-            continue  # another issue's broken file is not this command's business
+            continue  # a sent issue's file removed or broken is not this command's business
         date = document.get("date") if isinstance(document.get("date"), dt.date) else None
-        built = (build_dir / other / "report.json").is_file()
-        if built or (date is not None and before is not None and date < before):
-            sent.append(SentIssue(other, date, _known_titles(document)))
-    sent.sort(key=lambda issue: issue.date or dt.date.min, reverse=True)
-    return sent[:last]
+        sent.append(SentIssue(other, date, _known_titles(document)))
+    return sent
 
 
 def _known_titles(document: CommentedMap) -> dict[str, str]:
@@ -259,7 +247,7 @@ class AddReport:
 
 
 ReadSource = Callable[[str, ReadOptions], Collected]
-SentLookup = Callable[[dt.date | None], list[SentIssue]]
+SentLookup = Callable[[], list[SentIssue]]
 
 
 def add_to_issue(
@@ -297,10 +285,7 @@ def add_to_issue(
     report.added, report.skipped = merged.added, merged.skipped
     report.notes += merged.notes
     if sent is not None and report.added:
-        date = document.get("date")
-        report.repeats = repeat_warnings(
-            report.added, sent(date if isinstance(date, dt.date) else None)
-        )
+        report.repeats = repeat_warnings(report.added, sent())
     if report.added and not dry_run:
         save_document(issue_path, document)
         report.written = True

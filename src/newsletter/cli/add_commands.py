@@ -89,9 +89,18 @@ def add(
     issue_path = workspace.issue_dir(check_slug(slug)) / ISSUE_FILE
     options = ReadOptions(url=url, limit=limit, since=_parse_date(since), timeout=timeout)
 
-    def sent(before: dt.date | None) -> list[SentIssue]:
-        issues_dir = workspace.path("issues")
-        return recently_sent(issues_dir, workspace.path("build"), slug, before, recent)
+    def sent() -> list[SentIssue]:
+        if not workspace.database_path.exists():
+            return []  # nothing was ever sent from this workspace
+        from newsletter.db import open_database
+        from newsletter.ledger import Ledger
+
+        conn = open_database(workspace.database_path)
+        try:
+            slugs = [s for s in Ledger(conn).sent_issues(recent + 1) if s != slug][:recent]
+        finally:
+            conn.close()
+        return recently_sent(workspace.path("issues"), slugs)
 
     report = add_to_issue(
         issue_path,
