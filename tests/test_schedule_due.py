@@ -1,0 +1,186 @@
+"""`newsletter send --due`, the cron entry, as cron runs it: output, exit codes, overlap.
+
+These run the real command on the real clock, so schedules are made relative to now.
+They need `send --due` in the send command; until it is wired they are skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import load_settings
+from newsletter.schedule import (
+    Zone,
+    due_lock,
+    open_schedule_database,
+    parse_send_time,
+    schedule,
+)
+from tests._cli import run
+from tests._sending import add_subscribers, numbered, sample_workspace, stub_env
+from tests.sendgrid_stub import (
+    SendGridStub,
+    StubProcess,
+    sendgrid_stub_fixture,  # noqa: F401  (the `sendgrid_stub` fixture)
+)
+
+UTC = dt.UTC
+ZONE = Zone("Europe/Berlin", "--tz")
+
+pytestmark = pytest.mark.skipif(
+    "--due" not in run(None, "send", "--help").stdout,
+    reason="`newsletter send --due` is not wired into the send command yet",
+)
+
+
+def plan_ago(root: Path, slug: str, minutes: float) -> None:
+    """Schedule `slug` for `minutes` ago (as if scheduled an hour before that)."""
+    due = (dt.datetime.now(UTC) - dt.timedelta(minutes=minutes)).astimezone(ZONE.info)
+    conn = open_schedule_database(load_settings(root))
+    try:
+        when = parse_send_time(f"{due:%Y-%m-%d %H:%M:%S}", ZONE, due - dt.timedelta(hours=1))
+        schedule(conn, slug, when)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def root(tmp_path: Path, sendgrid_stub: SendGridStub) -> Path:
+    root = sample_workspace(tmp_path / "ws", "batch_size = 2")
+    stub_env(root, sendgrid_stub.url)
+    add_subscribers(root, numbered(5))
+    return root
+
+
+def test_nothing_due_prints_nothing_at_all(root: Path) -> None:
+    outcome = run(root, "send", "--due")
+    assert (outcome.exit_code, outcome.stdout, outcome.stderr) == (7, "", "")
+    plan_ago(root, "sample", -90)  # in an hour and a half
+    outcome = run(root, "send", "--due")
+    assert (outcome.exit_code, outcome.stdout, outcome.stderr) == (7, "", "")
+
+
+def test_a_due_issue_is_one_line_and_exit_0(root: Path, sendgrid_stub: SendGridStub) -> None:
+    plan_ago(root, "sample", 2)
+    outcome = run(root, "send", "--due")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stderr == ""
+    (line,) = outcome.stdout.splitlines()
+    assert line.startswith("sent sample to 5 recipients (due ")
+    assert sendgrid_stub.deliveries(issue="sample") == {email: 1 for email in numbered(5)}
+    again = run(root, "send", "--due")
+    assert (again.exit_code, again.stdout, again.stderr) == (7, "", "")
+
+
+def test_too_late_is_said_once_with_exit_3(root: Path, sendgrid_stub: SendGridStub) -> None:
+    plan_ago(root, "sample", 7 * 60)
+    outcome = run(root, "send", "--due")
+    assert outcome.exit_code == 3
+    assert outcome.stdout == ""
+    assert outcome.stderr.startswith("error: not sent sample: it was due ")
+    assert "send it by hand with `newsletter send sample`" in outcome.stderr
+    assert sendgrid_stub.deliveries() == {}
+    again = run(root, "send", "--due")
+    assert (again.exit_code, again.stdout, again.stderr) == (7, "", "")
+
+
+def test_a_refused_key_is_exit_4_with_one_line(tmp_path: Path, sendgrid_stub: SendGridStub) -> None:
+    root = sample_workspace(tmp_path / "ws", "batch_size = 2")
+    stub_env(root, sendgrid_stub.url, api_key="SG.revoked")
+    add_subscribers(root, numbered(3))
+    plan_ago(root, "sample", 1)
+    outcome = run(root, "send", "--due")
+    assert outcome.exit_code == 4
+    assert outcome.stdout == ""
+    assert outcome.stderr.startswith("error: failed sample: ")
+    assert len(outcome.stderr.splitlines()) == 1
+    assert "SG.revoked" not in (root / "logs" / "newsletter.log").read_text()
+
+
+def test_a_busy_lock_is_exit_5_with_one_line(root: Path) -> None:
+    plan_ago(root, "sample", 1)
+    with due_lock(load_settings(root), dt.datetime.now(UTC)):
+        outcome = run(root, "send", "--due")
+    assert outcome.exit_code == 5
+    assert outcome.stdout == ""
+    assert outcome.stderr.startswith(
+        f"error: {root}/.newsletter-due.lock: another `newsletter send --due` is running (pid "
+    )
+
+
+def test_send_due_takes_no_issue(root: Path) -> None:
+    assert run(root, "send", "sample", "--due").exit_code == 2
+
+
+def test_two_runs_at_once_send_each_subscriber_the_issue_exactly_once(tmp_path: Path) -> None:
+    """Two real processes start together, as when a slow run meets the next cron tick."""
+    with StubProcess(port_file=tmp_path / "stub.port") as stub:
+        stub.configure(delay=0.1)  # each request takes a while: the runs overlap for sure
+        root = sample_workspace(tmp_path / "ws", "batch_size = 2")
+        stub_env(root, stub.url)
+        emails = numbered(30)
+        add_subscribers(root, emails)
+        plan_ago(root, "sample", 1)
+        newsletter = str(Path(sys.executable).with_name("newsletter"))
+        env = {**os.environ, "NEWSLETTER_WORKSPACE": str(root)}
+        runs = [
+            subprocess.Popen(
+                [newsletter, "send", "--due"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for _ in range(2)
+        ]
+        outputs = [process.communicate(timeout=120) for process in runs]
+        codes = sorted(process.returncode for process in runs)
+        assert codes == [0, 5], outputs
+        sender = next(
+            out for process, out in zip(runs, outputs, strict=True) if not process.returncode
+        )
+        waiter = next(out for process, out in zip(runs, outputs, strict=True) if process.returncode)
+        assert sender[0].startswith("sent sample to 30 recipients (due "), sender
+        assert sender[1] == ""
+        assert waiter == ("", waiter[1])
+        assert "another `newsletter send --due` is running" in waiter[1]
+        assert stub.deliveries(issue="sample") == {email: 1 for email in emails}
+
+
+def _send_at_is_wired() -> bool:
+    from dataclasses import fields
+
+    from newsletter.send import SendOptions
+
+    return {"send_at", "batch_id"} <= {f.name for f in fields(SendOptions)}
+
+
+@pytest.mark.skipif(
+    not _send_at_is_wired(), reason="send_at/batch_id are not passed to the request body yet"
+)
+def test_via_sendgrid_hands_over_with_send_at_and_a_batch_then_cancels(
+    root: Path, sendgrid_stub: SendGridStub
+) -> None:
+    when = (dt.datetime.now(UTC) + dt.timedelta(minutes=40)).astimezone(ZONE.info)
+    at = f"{when:%Y-%m-%d %H:%M}"
+    scheduled = run(root, "schedule", "sample", "--at", at, "--tz", ZONE.name, "--via-sendgrid")
+    assert scheduled.exit_code == 0, scheduled.stderr
+    outcome = run(root, "send", "--due")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.startswith("handed sample to SendGrid for 5 recipients: it goes out ")
+    (batch_id,) = sendgrid_stub.batches
+    send_at = int(dt.datetime.fromisoformat(f"{at}").replace(tzinfo=ZONE.info).timestamp())
+    bodies = [record.body for record in sendgrid_stub.accepted]
+    assert len(bodies) == 3  # five recipients in batches of two
+    assert {(body["send_at"], body["batch_id"]) for body in bodies} == {(send_at, batch_id)}
+    assert run(root, "send", "--due").exit_code == 7
+    cancelled = run(root, "cancel", "sample")
+    assert cancelled.exit_code == 0, cancelled.stderr
+    assert sendgrid_stub.scheduled_sends == {batch_id: "cancel"}
+    assert "5 recipients are pending again" in cancelled.stdout
