@@ -437,3 +437,17 @@ def test_send_through_smtp_reaches_everyone_once(
     assert len(smtp_server.mailbox.sessions) == 1
     assert send(root, "--yes", "--backend", "smtp").exit_code == 1
     assert len(smtp_server.mailbox.messages) == 3
+
+
+def test_send_needs_an_issue_unless_due(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    outcome = run(root, "send")
+    assert outcome.exit_code == 2
+    assert "give the issue to send, e.g. `newsletter send 2026-12-01`" in outcome.stderr
+
+
+@pytest.mark.parametrize("command", [["send"], ["subscribers", "sync"]])
+def test_help_shows_an_example(command: list[str]) -> None:
+    outcome = run(None, *command, "--help")
+    assert outcome.exit_code == 0
+    assert "Example:  newsletter " + " ".join(command) in outcome.stdout

@@ -24,7 +24,9 @@ LISTED = 20  # unknown / failed addresses printed before "… and N more"
 @app.command()
 def send(
     ctx: typer.Context,
-    slug: str = typer.Argument(..., help="The issue to send (a folder in issues/)."),
+    slug: str | None = typer.Argument(
+        None, help="The issue to send (a folder in issues/); none with --due."
+    ),
     test: list[str] = typer.Option(
         [],
         "--test",
@@ -54,6 +56,9 @@ def send(
     no_sync: bool = typer.Option(
         False, "--no-sync", help="Skip pulling SendGrid's suppression lists first."
     ),
+    due: bool = typer.Option(
+        False, "--due", help="Send what `newsletter schedule` made due (the cron entry)."
+    ),
 ) -> None:
     """Build the issue and send it to every active subscriber, each exactly once.
 
@@ -62,7 +67,21 @@ def send(
     sent. Exit status 3 when a recipient failed or is unknown, 4 when the key is refused.
 
     Example:  newsletter send 2026-12-01 --test me@example.org
+
+    From cron:  newsletter send --due
     """
+    if due:
+        if slug is not None or test or dry_run or resend or resend_unknown:
+            raise typer.BadParameter(
+                "--due sends what is scheduled: give it no SLUG and no other option",
+                param_hint="--due",
+            )
+        from newsletter.cli.schedule_commands import run_due_command
+
+        run_due_command(ctx)
+        return
+    if slug is None:
+        raise typer.BadParameter("give the issue to send, e.g. `newsletter send 2026-12-01`")
     workspace = settings(ctx)
     if test:
         _send_test(workspace, slug, test, backend)
