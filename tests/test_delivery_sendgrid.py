@@ -215,3 +215,13 @@ def test_a_wrong_host_path_is_a_configuration_error(
 def test_the_client_has_a_timeout(sendgrid_stub: SendGridStub) -> None:
     backend = backend_for(sendgrid_stub.url)
     assert backend._client.client.timeout == 60.0
+
+
+def test_the_key_stays_out_of_logs_even_when_debug_is_turned_on_later(
+    sendgrid_stub: SendGridStub, message: Message, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = backend_for(sendgrid_stub.url)
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger().setLevel(logging.DEBUG)
+    backend.send_batch(message, BATCH)
+    assert TEST_API_KEY not in caplog.text

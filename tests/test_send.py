@@ -451,3 +451,33 @@ def test_help_shows_an_example(command: list[str]) -> None:
     outcome = run(None, *command, "--help")
     assert outcome.exit_code == 0
     assert "Example:  newsletter " + " ".join(command) in outcome.stdout
+
+
+def test_an_empty_list_sends_nothing_and_says_how_to_fill_it(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    root = workspace_with(tmp_path, stub, 0)
+    outcome = send(root, "--yes")
+    assert outcome.exit_code == 0
+    assert outcome.stdout.splitlines()[-1] == (
+        "nothing to send: the list has no active subscribers — add some with "
+        "`newsletter subscribers import FILE.csv`"
+    )
+    add_subscribers(root, numbered(2))
+    later = send(root, "--yes")
+    assert later.exit_code == 0, later.stderr
+    assert delivered_once(stub, numbered(2))
+
+
+def test_a_run_that_found_nobody_does_not_count_as_sent(tmp_path: Path, stub: SendGridStub) -> None:
+    from newsletter.config import load_settings
+    from newsletter.send import Sender, SendOptions
+
+    root = workspace_with(tmp_path, stub, 0)
+    with Sender(load_settings(root), "sample", SendOptions(sync=False)) as sender:
+        sender.preflight()
+        assert sender.send().sent == 0  # as the cron job calls it, without asking
+    add_subscribers(root, numbered(2))
+    outcome = send(root, "--yes")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert delivered_once(stub, numbered(2))

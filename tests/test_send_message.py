@@ -159,3 +159,15 @@ def test_a_non_ascii_sender_address_is_refused() -> None:
     message = simple_message()
     with pytest.raises(UserError, match="is not ASCII"):
         type(message)(**{**message.__dict__, "sender": Address("zoë@example.org")})
+
+
+@pytest.mark.parametrize(
+    "categories",
+    [tuple(f"c{i}" for i in range(11)), ("news", "news"), ("nouvelles-é",), ("",), ("x" * 256,)],
+)
+def test_categories_sendgrid_would_refuse_are_refused_up_front(
+    categories: tuple[str, ...],
+) -> None:
+    message = simple_message()
+    with pytest.raises(UserError, match=r"newsletter.toml \[delivery\] categories"):
+        type(message)(**{**message.__dict__, "categories": categories})

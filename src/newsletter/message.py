@@ -38,6 +38,7 @@ REQUEST_BYTES_BUDGET = 29_000_000
 MAX_ADDRESS_CHARS = 320
 MAX_SUBSTITUTION_BYTES = 10_000
 MAX_CATEGORIES = 10
+MAX_CATEGORY_CHARS = 255
 MAX_FIRST_NAME_CHARS = 100
 
 # Folding at 78 turns a long List-Unsubscribe URL into RFC 2047 words mail clients cannot
@@ -71,6 +72,23 @@ def check_header_value(field_name: str, value: str) -> str:
             fix="remove it",
         )
     return value
+
+
+def _check_categories(categories: Sequence[str]) -> None:
+    where = "newsletter.toml [delivery] categories"
+    if len(categories) > MAX_CATEGORIES or len(set(categories)) != len(categories):
+        raise UserError(
+            f"{len(categories)} categories, some repeated or more than {MAX_CATEGORIES}",
+            where=where,
+            fix=f"SendGrid takes at most {MAX_CATEGORIES} distinct categories",
+        )
+    for category in categories:
+        if not category or not category.isascii() or len(category) > MAX_CATEGORY_CHARS:
+            raise UserError(
+                f"category {category!r} is not 1 to {MAX_CATEGORY_CHARS} ASCII characters",
+                where=where,
+                fix="SendGrid refuses it; rename it",
+            )
 
 
 def display_name(name: str | None) -> str | None:
@@ -135,6 +153,7 @@ class Message:
         check_header_value("reply_to", self.reply_to or "")
         for name, value in self.headers.items():
             check_header_value(f"header {name}", value)
+        _check_categories(self.categories)
         if not self.sender.email.isascii():
             raise UserError(
                 f"sender address {self.sender.email!r} is not ASCII",

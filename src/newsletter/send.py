@@ -295,7 +295,8 @@ class Sender:
     def _refuse_if_finished(self, ledger: Ledger) -> None:
         from newsletter.ledger import SENT
 
-        if ledger.is_complete(self.slug) and not self.options.resend:
+        # was_sent: a run that found nobody to send to leaves a ledger that is "complete".
+        if ledger.is_complete(self.slug) and ledger.was_sent(self.slug) and not self.options.resend:
             sent = ledger.counts(self.slug)[SENT]
             raise UserError(
                 f"issue {self.slug!r} was already sent to {sent:,} recipient"
@@ -462,7 +463,7 @@ class Sender:
         html_counts = {tag: message.html.count(tag) for tag in _tags()}
         ledger = Ledger(self.conn)
         already = ledger.counts(self.slug)[SENT]
-        if ledger.is_complete(self.slug) and not self.options.resend:
+        if ledger.is_complete(self.slug) and ledger.was_sent(self.slug) and not self.options.resend:
             problems.append(
                 f"issue {self.slug!r} was already sent ({already:,}); a send would need --resend"
             )
@@ -569,7 +570,7 @@ def send_test(
     try:
         store = SubscriberStore(conn)
         recipients = []
-        for address in dict.fromkeys(checked):
+        for address in {address.lower(): address for address in checked}.values():
             known = store.get(address)
             recipients.append(
                 Recipient(known.id, address, known.name, known.first_name, known.fields)

@@ -98,7 +98,13 @@ def send(
         preflight = sender.preflight()
         _print_preflight(preflight)
         if preflight.recipients == 0:
-            info("nothing to send")
+            hint = (
+                ": the list has no active subscribers — add some with "
+                "`newsletter subscribers import FILE.csv`"
+                if preflight.active == 0
+                else ""
+            )
+            info(f"nothing to send{hint}")
             return
         _confirm(preflight, yes)
         summary = _run(sender)

@@ -52,7 +52,8 @@ def quiet_client_loggers() -> None:
     """At DEBUG the client logs the Authorization header, i.e. the API key."""
     for name in _CLIENT_LOGGERS:
         logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() <= logging.DEBUG:
+        # Set explicitly, not inherited: a root logger turned to DEBUG later must not reach it.
+        if logger.level <= logging.DEBUG:
             logger.setLevel(logging.INFO)
 
 
