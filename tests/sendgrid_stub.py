@@ -7,16 +7,23 @@ Point the official client at it::
         client.send(mail)
         assert stub.deliveries(issue="2024-05")["reader@example.com"] == 1
 
+or take the ``sendgrid_stub`` fixture, after importing it into a conftest or test module::
+
+    from tests.sendgrid_stub import sendgrid_stub_fixture  # noqa: F401
+
 Every POST /v3/mail/send body is checked against SendGrid's own OpenAPI description
 (``<shared>/sendgrid/tsg_mail_v3.json``, with the errata and documented limits from
 ``<shared>/sendgrid/README.md``), so a request the stub accepts is one SendGrid documents
-as acceptable. The other endpoints are validated against their own spec files.
+as acceptable. The other endpoints are validated against their own spec files, and a path
+or method the spec does not define is a 404 or 405, as it would be at SendGrid.
 
 Run as a separate process (for tests that SIGKILL the sender)::
 
     python tests/sendgrid_stub.py --port 0 --api-key SG.test --port-file PATH
 
-and drive it through the control API under ``/_stub/`` (see ``StubProcess``).
+and drive it through the control API under ``/_stub/`` (``StubProcess`` does both):
+GET deliveries[?issue=], GET requests, GET health, POST plan (a JSON list), POST
+suppressions (``{"bounces": [...], "groups": {"42": [...]}}``), POST config, POST reset.
 """
 
 from __future__ import annotations
@@ -328,6 +335,7 @@ _SUBJECT_REQUIRED = (
     " a subject defined or if every personalization has a subject defined."
 )
 _CONTENT_RANKS = {"text/plain": 0, "text/html": 1}
+_HEADER_NAME = re.compile(r"[!-9;-~]+\Z")  # RFC 5322 field name: printable ASCII but ":"
 _FORBIDDEN_IN_TOKENS = (";", "\r", "\n")
 
 
@@ -415,8 +423,12 @@ def _check_envelope(
         where = f"{prefix}headers"
         if key.lower() in RESERVED_HEADERS:
             errors.append(ApiError(f"The header {key!r} is reserved and may not be set.", where))
-        elif not key.isascii() or any(c.isspace() for c in key):
-            errors.append(ApiError(f"The header name {key!r} must be ASCII without spaces.", where))
+        elif not _HEADER_NAME.match(key):
+            errors.append(
+                ApiError(
+                    f"The header name {key!r} must be printable ASCII without spaces or ':'.", where
+                )
+            )
         if "\r" in value or "\n" in value:
             errors.append(ApiError(f"The value of header {key!r} may not contain CR or LF.", where))
     send_at = obj.get("send_at")
@@ -820,21 +832,18 @@ class SendGridStub:
         if errors:
             return refused(StubResponse.errors(400, *errors), body, *errors)
         sandbox = body.get("mail_settings", {}).get("sandbox_mode", {}).get("enable") is True
+        status = 200 if sandbox else 202
         message_id = secrets.token_urlsafe(16)
         record = RequestRecord(
             "POST",
             MAIL_SEND,
-            200 if sandbox else 202,
+            status,
             delivered=not sandbox,
             message_id=message_id,
             custom_args=body.get("custom_args"),
             body=body if self.record_bodies else None,
         )
-        return (
-            StubResponse(record.status or 202, headers={"X-Message-Id": message_id}),
-            record,
-            body,
-        )
+        return StubResponse(status, headers={"X-Message-Id": message_id}), record, body
 
     def _api(
         self,

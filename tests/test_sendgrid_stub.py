@@ -43,7 +43,7 @@ def post(client: SendGridAPIClient, body: dict[str, Any]) -> Any:
     return client.client.mail.send.post(request_body=body)
 
 
-def mail_body(recipients: int = 1, **overrides: Any) -> dict[str, Any]:
+def mail_body(recipients: int = 1, /, **overrides: Any) -> dict[str, Any]:
     body = {
         "from": {"email": "editor@example.com", "name": "The Editor"},
         "subject": "Spring issue",
