@@ -1115,7 +1115,7 @@ def _run_locked(
         late = [entry for entry in entries if entry.status is Status.TOO_LATE]
         log.info(
             "run at %s: %d scheduled, %d due, %d too late",
-            now.isoformat(),
+            now.isoformat(timespec="seconds"),
             len(entries),
             len(due),
             len(late),

@@ -46,6 +46,10 @@ def schedule_command(
     A time the clocks skip is refused; one that happens twice takes the first, and says
     so. Sending late by more than [delivery] max_lateness_hours is left to you.
 
+    `newsletter send --due` exits 0 sent, 1 settings or workspace wrong, 3 due but not
+    sent (failed or too late), 4 API key refused, 5 another run holds the lock, 6 partly
+    failed, 7 nothing due (and prints nothing).
+
     Examples:
 
     \b
