@@ -201,6 +201,10 @@ def test_a_run_killed_mid_batch_resumes_and_leaves_that_batch_unknown(
         conn.close()
     result = run_due(settings, DUE, send=FakeSender())
     assert result.exit_code is ExitCode.SENT
+    assert result.issues[0].line.startswith(
+        "sent a to 3 recipients, 2 left unknown by an interrupted run "
+        "(see `newsletter status a`) (due "
+    )
     # The interrupted batch may have gone out: never resent, the others are.
     assert counts(settings, "a") == {"sent": 3, "unknown": 2}
 

@@ -1209,7 +1209,8 @@ def _send_one(
     finally:
         if item.via_sendgrid:
             _record_handed_over(conn, slug)
-    return _outcome(item, report, before, now, handover)
+    held = issue_progress(conn, slug).counts.get("unknown", 0) - report.unknown
+    return _outcome(item, report, before, now, handover, held)
 
 
 def _handover(
@@ -1254,7 +1255,9 @@ def _outcome(
     before: int,
     now: dt.datetime,
     handover: Handover | None,
+    held: int = 0,
 ) -> IssueRun:
+    """The line for one sent issue; `held`: unknown rows of earlier runs, left alone."""
     slug = item.issue
     for warning in report.warnings:
         log.warning("%s: %s", slug, warning)
@@ -1264,6 +1267,8 @@ def _outcome(
         log.error("%s: unknown (may have been delivered) %s", slug, address)
     plural = "" if report.sent == 1 else "s"
     resumed = f", {before:,} had it already" if before else ""
+    if held > 0:
+        resumed += f", {held:,} left unknown by an interrupted run (see `newsletter status {slug}`)"
     late = now - item.send_at
     timing = "on time" if late < dt.timedelta(minutes=1) else f"{span(late)} late"
     if report.stopped is None and not report.failed and not report.unknown:
