@@ -91,8 +91,6 @@ def check(
 def _print_findings(findings: Sequence[Finding]) -> None:
     for finding in findings:
         if finding.level == "error":
-            typer.secho(
-                f"error: [{finding.code}] {finding.message}", fg=typer.colors.RED, err=True
-            )
+            typer.secho(f"error: [{finding.code}] {finding.message}", fg=typer.colors.RED, err=True)
         else:
             warn(f"[{finding.code}] {finding.message}")
