@@ -240,6 +240,24 @@ def test_an_issue_that_cannot_be_sent_fails_and_the_others_go_on(settings: Setti
     assert result.exit_code is ExitCode.PARTLY_FAILED
 
 
+def test_an_empty_list_is_said_once_and_not_retried(settings: Settings) -> None:
+    conn = open_database(settings.database_path)
+    try:
+        conn.execute("UPDATE subscribers SET status = 'unsubscribed'")
+    finally:
+        conn.close()
+    plan(settings, "a", "2026-12-01 08:00")
+    sender = FakeSender()
+    result = run_due(settings, DUE, send=sender)
+    assert result.exit_code is ExitCode.FAILED
+    assert result.issues[0].line == (
+        "nothing sent a: no active subscriber to send it to — `newsletter send a` sends it "
+        "once the list has some"
+    )
+    assert run_due(settings, DUE, send=sender).exit_code is ExitCode.NOTHING_DUE
+    assert len(sender.calls) == 1
+
+
 def test_a_failure_with_nothing_sent_is_failed(settings: Settings) -> None:
     plan(settings, "a", "2026-12-01 08:00")
     result = run_due(settings, DUE, send=FakeSender(refuse=DeliveryError("SendGrid is down")))

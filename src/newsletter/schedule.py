@@ -651,6 +651,14 @@ def _entry(
                 f"{progress.describe()}: see `newsletter status {item.issue}`",
                 progress,
             )
+        if not progress.counts.get("sent"):
+            return Entry(
+                item,
+                Status.SENT_WITH_PROBLEMS,
+                f"nobody to send to when it was due: `newsletter send {item.issue}` "
+                "sends it once the list has active subscribers",
+                progress,
+            )
         return Entry(item, Status.SENT, progress.describe(), progress)
     opens = item.send_at - (submit_ahead if item.via_sendgrid else dt.timedelta())
     if now < opens:
@@ -1272,6 +1280,12 @@ def _outcome(
     late = now - item.send_at
     timing = "on time" if late < dt.timedelta(minutes=1) else f"{span(late)} late"
     if report.stopped is None and not report.failed and not report.unknown:
+        if not report.sent and not before:
+            line = (
+                f"nothing sent {slug}: no active subscriber to send it to — "
+                f"`newsletter send {slug}` sends it once the list has some"
+            )
+            return IssueRun(slug, Outcome.FAILED, line)
         if handover is not None:
             deadline = _local(item.cancel_deadline, item.zone)
             line = (
