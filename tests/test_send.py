@@ -481,3 +481,32 @@ def test_a_run_that_found_nobody_does_not_count_as_sent(tmp_path: Path, stub: Se
     outcome = send(root, "--yes")
     assert outcome.exit_code == 0, outcome.stderr
     assert delivered_once(stub, numbered(2))
+
+
+def test_a_handover_holds_every_request_until_send_at_in_one_batch(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    import time
+
+    from newsletter.config import load_settings
+    from newsletter.send import Sender, SendOptions
+
+    root = workspace_with(tmp_path, stub, 5, "batch_size = 2")
+    send_at = int(time.time()) + 3600
+    options = SendOptions(sync=False, send_at=send_at, batch_id="bmV3c2xldHRlcg")
+    with Sender(load_settings(root), "sample", options) as sender:
+        sender.preflight()
+        assert sender.send().sent == 5
+    bodies = [record.body for record in stub.accepted]
+    assert {(body["send_at"], body["batch_id"]) for body in bodies} == {(send_at, "bmV3c2xldHRlcg")}
+    assert len(bodies) == 3
+
+
+def test_only_sendgrid_can_hold_a_send(tmp_path: Path) -> None:
+    from newsletter.config import load_settings
+    from newsletter.errors import UserError
+    from newsletter.send import Sender, SendOptions
+
+    root = sample_workspace(tmp_path / "ws")
+    with pytest.raises(UserError, match="only SendGrid can hold a send until its time"):
+        Sender(load_settings(root), "sample", SendOptions(send_at=1, batch_id="b"))

@@ -145,6 +145,9 @@ class Message:
     asm_group_id: int | None = None
     test: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    # SendGrid holds the message until then (unix seconds), in a batch that can be cancelled.
+    send_at: int | None = None
+    batch_id: str | None = None
 
     def __post_init__(self) -> None:
         check_header_value("the subject", self.subject)
@@ -284,6 +287,10 @@ class SendGridRequest:
             body["reply_to"] = {"email": message.reply_to}
         if message.asm_group_id is not None:
             body["asm"] = {"group_id": message.asm_group_id}
+        if message.send_at is not None:
+            body["send_at"] = message.send_at
+        if message.batch_id is not None:
+            body["batch_id"] = message.batch_id
         self.shared = body
 
     def personalization(self, recipient: RecipientLike) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -62,6 +62,9 @@ class SendOptions:
     resend: bool = False
     resend_unknown: bool = False
     sync: bool = True
+    # A scheduled hand-over: SendGrid holds every request until send_at, under batch_id.
+    send_at: int | None = None
+    batch_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,12 @@ class Sender:
         self.backend_name = (
             backend.name if backend else resolve_name(settings, self.options.backend)
         )
+        held = self.options.send_at is not None or self.options.batch_id is not None
+        if held and self.backend_name != "sendgrid":
+            raise UserError(
+                f"only SendGrid can hold a send until its time, not {self.backend_name}",
+                fix="schedule without --via-sendgrid, or use the sendgrid backend",
+            )
         self._backend = backend
         self._clock = clock
         self._lock: BaseFileLock | None = None
@@ -257,7 +266,12 @@ class Sender:
             links = unsubscribe_links(
                 self.settings, self.backend_name, self.warnings, rehearsal=self._rehearsal
             )
-            self._message = message_for(self.settings, build, links)
+            message = message_for(self.settings, build, links)
+            if self.options.send_at is not None or self.options.batch_id is not None:
+                message = replace(
+                    message, send_at=self.options.send_at, batch_id=self.options.batch_id
+                )
+            self._message = message
         return self._message
 
     # -- before sending
