@@ -1,7 +1,6 @@
 """`newsletter send --due`, the cron entry, as cron runs it: output, exit codes, overlap.
 
 These run the real command on the real clock, so schedules are made relative to now.
-They need `send --due` in the send command; until it is wired they are skipped.
 """
 
 from __future__ import annotations
@@ -32,11 +31,6 @@ from tests.sendgrid_stub import (
 
 UTC = dt.UTC
 ZONE = Zone("Europe/Berlin", "--tz")
-
-pytestmark = pytest.mark.skipif(
-    "--due" not in run(None, "send", "--help").stdout,
-    reason="`newsletter send --due` is not wired into the send command yet",
-)
 
 
 def plan_ago(root: Path, slug: str, minutes: float) -> None:
@@ -153,17 +147,6 @@ def test_two_runs_at_once_send_each_subscriber_the_issue_exactly_once(tmp_path: 
         assert stub.deliveries(issue="sample") == {email: 1 for email in emails}
 
 
-def _send_at_is_wired() -> bool:
-    from dataclasses import fields
-
-    from newsletter.send import SendOptions
-
-    return {"send_at", "batch_id"} <= {f.name for f in fields(SendOptions)}
-
-
-@pytest.mark.skipif(
-    not _send_at_is_wired(), reason="send_at/batch_id are not passed to the request body yet"
-)
 def test_via_sendgrid_hands_over_with_send_at_and_a_batch_then_cancels(
     root: Path, sendgrid_stub: SendGridStub
 ) -> None:

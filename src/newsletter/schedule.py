@@ -970,12 +970,13 @@ def send_issue(settings: Settings, slug: str, handover: Handover | None) -> Send
     """The delivery core (newsletter.send) used the way `newsletter send SLUG --yes` uses it."""
     from newsletter.send import Sender, SendOptions
 
-    if handover is not None:
-        raise ConfigError(
-            "sending with SendGrid's send_at/batch_id is not wired into the delivery core yet",
-            fix="schedule without --via-sendgrid for now",
-        )
-    with Sender(settings, slug, SendOptions()) as sender:
+    # Scheduled through SendGrid: that issue goes by SendGrid whatever [delivery] backend says.
+    options = (
+        SendOptions()
+        if handover is None
+        else SendOptions(backend="sendgrid", send_at=handover.send_at, batch_id=handover.batch_id)
+    )
+    with Sender(settings, slug, options) as sender:
         preflight = sender.preflight()
         log.info(
             "%s: %s recipients to send (%s already sent, %s unknown held) via %s",
