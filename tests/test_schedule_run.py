@@ -23,6 +23,7 @@ from newsletter.errors import AuthError, ConfigError, DeliveryError, LockBusy, U
 from newsletter.ledger import Ledger
 from newsletter.schedule import (
     DUE_LOCK_FILE,
+    LOCK_OWNER_FILE,
     ExitCode,
     Handover,
     IssueRun,
@@ -393,6 +394,7 @@ def test_a_second_run_says_the_lock_is_busy_and_sends_nothing(
     assert result.exit_code is ExitCode.LOCK_BUSY
     assert result.exit_code == 5
     assert sender.calls == []
+    assert not (settings.workspace / LOCK_OWNER_FILE).exists()  # gone with the lock
     assert result.stopped is not None
     assert result.stopped.line() == (
         f"{settings.workspace / DUE_LOCK_FILE}: another `newsletter send --due` is running "

@@ -727,6 +727,8 @@ def due_lock(
         _write_owner(settings, now)
         yield
     finally:
+        # Gone before the lock is: a later busy message never names a finished run.
+        (settings.workspace / LOCK_OWNER_FILE).unlink(missing_ok=True)
         lock.release()
 
 
