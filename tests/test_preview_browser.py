@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import http.server
+import re
 import shutil
 import struct
 import subprocess
@@ -112,10 +113,12 @@ def test_page_shows_the_email_headers_size_and_checks(page: Page) -> None:
     expect(page.locator("#header-subject")).to_have_text(
         "Albania raid on Ashraf 3 sparks protests across Europe"
     )
-    expect(page.locator("#header-list-unsubscribe")).to_contain_text(
-        "<https://unsubscribe.example.invalid/preview-only>, <mailto:editors@example.org"
+    expect(page.locator("#header-list-unsubscribe")).to_have_text(
+        "<https://unsubscribe.example.invalid/preview-only>"
     )
-    expect(page.locator("#size")).to_contain_text("34,575 bytes of Gmail's 102,000-byte clip limit")
+    expect(page.locator("#size")).to_contain_text(
+        re.compile(r"\b\d{2},\d{3} bytes of Gmail's\s+102,000-byte clip limit")
+    )
     expect(page.locator("#checks")).to_contain_text("[placeholder]")
     expect(page.locator("#email-dark")).to_be_hidden()
 

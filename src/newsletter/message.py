@@ -59,6 +59,11 @@ class RecipientLike(Protocol):
     def first_name(self) -> str | None: ...
 
 
+def list_unsubscribe(url: str) -> str:
+    """The List-Unsubscribe value: the one-click https URL only (RFC 8058 POSTs to it)."""
+    return f"<{url}>"
+
+
 def check_header_value(field_name: str, value: str) -> str:
     """`value` if it is safe in a mail header, else a UserError naming the field."""
     if "\r" in value or "\n" in value:
@@ -184,7 +189,10 @@ class Message:
         }
 
     def recipient_headers(self, unsubscribe_url: str) -> dict[str, str]:
-        return {"List-Unsubscribe": f"<{unsubscribe_url}>", "List-Unsubscribe-Post": ONE_CLICK}
+        return {
+            "List-Unsubscribe": list_unsubscribe(unsubscribe_url),
+            "List-Unsubscribe-Post": ONE_CLICK,
+        }
 
     def personalize(self, recipient: RecipientLike) -> Personalized:
         values = self.values(recipient)
@@ -304,7 +312,7 @@ class SendGridRequest:
             to["name"] = shown
         return {
             "to": [to],
-            "headers": {"List-Unsubscribe": f"<{values['unsubscribe_url']}>"},
+            "headers": {"List-Unsubscribe": list_unsubscribe(values["unsubscribe_url"])},
             "substitutions": substitutions,
         }
 

@@ -29,7 +29,7 @@ from newsletter.checks import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES
 from newsletter.config import CONFIG_FILE, Settings, load_settings
 from newsletter.errors import NewsletterError, UserError
 from newsletter.issue import ISSUE_FILE, check_slug
-from newsletter.merge_tags import MERGE_TAGS, fill
+from newsletter.merge_tags import fill
 
 if TYPE_CHECKING:
     # Only for types: build.py may import this module to write preview.html with a build.
@@ -92,17 +92,17 @@ def emulate_color_scheme(html: str, scheme: Scheme) -> str:
 
 def sample_headers(settings: Settings, build: Build) -> list[tuple[str, str]]:
     """The headers a subscriber's client shows, with the sample subscriber's values."""
+    from newsletter.message import ONE_CLICK, list_unsubscribe
+
     sender = settings.file.sender
-    mailbox = sender.reply_to or sender.email
-    unsubscribe = f"<{MERGE_TAGS['unsubscribe_url']}>, <mailto:{mailbox}?subject=unsubscribe>"
     rows = [
         ("From", str(Address(sender.name, addr_spec=sender.email))),
         ("Reply-To", sender.reply_to or ""),
         ("To", str(Address(SAMPLE_VALUES["first_name"], addr_spec=SAMPLE_VALUES["email"]))),
         ("Subject", build.issue.subject),
         ("Preheader", build.issue.preheader),
-        ("List-Unsubscribe", fill(unsubscribe, SAMPLE_VALUES)),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ("List-Unsubscribe", list_unsubscribe(SAMPLE_VALUES["unsubscribe_url"])),
+        ("List-Unsubscribe-Post", ONE_CLICK),
     ]
     return [(name, value) for name, value in rows if value]
 
