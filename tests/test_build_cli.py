@@ -239,3 +239,10 @@ def test_init_then_new_then_build(tmp_path: Path) -> None:
     assert "preheader: must not be empty" in outcome.stderr
     assert run(root, "new", "first").exit_code == 1
     assert run(None, "init", str(root)).exit_code == 1
+
+
+def test_repository_env_example_is_the_one_init_writes() -> None:
+    from newsletter.workspace import ENV_EXAMPLE
+
+    repo = Path(__file__).resolve().parent.parent
+    assert (repo / ".env.example").read_text(encoding="utf-8") == ENV_EXAMPLE

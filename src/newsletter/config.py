@@ -100,6 +100,7 @@ class Secrets(BaseModel):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
+    smtp_ca_file: str | None = None
 
 
 class Settings(BaseModel):
@@ -211,4 +212,5 @@ def _secrets_from(env: dict[str, str], root: Path) -> Secrets:
         smtp_username=get("SMTP_USERNAME"),
         smtp_password=secret("SMTP_PASSWORD"),
         smtp_starttls=(get("SMTP_STARTTLS") or "true").lower() not in {"0", "false", "no"},
+        smtp_ca_file=get("SMTP_CA_FILE"),
     )

@@ -24,6 +24,8 @@ SMTP_PORT=587
 SMTP_USERNAME=
 SMTP_PASSWORD=
 SMTP_STARTTLS=true
+# CA bundle to trust for the SMTP server's certificate (a private CA); empty = the system's.
+SMTP_CA_FILE=
 # Workspace to use when running outside it (e.g. from cron).
 NEWSLETTER_WORKSPACE=
 """

@@ -9,7 +9,6 @@ means the message may have been delivered.
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 import time
@@ -226,6 +225,6 @@ def create(settings: Settings, notify: Notify) -> SMTPBackend:
         username=secrets.smtp_username,
         password=password,
         starttls=secrets.smtp_starttls,
-        ca_file=os.environ.get(CA_FILE_ENV) or None,
+        ca_file=secrets.smtp_ca_file,
         notify=notify,
     )
