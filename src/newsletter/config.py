@@ -68,6 +68,8 @@ class DeliverySection(_Section):
     asm_group_id: int | None = None
     categories: list[str] = Field(default_factory=lambda: ["newsletter"])
     max_lateness_hours: float = Field(6.0, gt=0)
+    timezone: str | None = None
+    via_sendgrid: bool = False
 
 
 class PathsSection(_Section):

@@ -173,13 +173,13 @@ def resolve_zone(
 
 def zone_setting(settings: Settings) -> str | None:
     """`[delivery] timezone`, when the settings model has it."""
-    value = getattr(settings.file.delivery, "timezone", None)
+    value = settings.file.delivery.timezone
     return str(value) if value else None
 
 
 def via_sendgrid_setting(settings: Settings) -> bool:
     """`[delivery] via_sendgrid`, when the settings model has it."""
-    return bool(getattr(settings.file.delivery, "via_sendgrid", False))
+    return settings.file.delivery.via_sendgrid
 
 
 # --------------------------------------------------------------------------- send times

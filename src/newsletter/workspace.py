@@ -69,7 +69,9 @@ database = "newsletter.db"
 batch_size = 1000
 # asm_group_id = 12345    # SendGrid unsubscribe group
 categories = ["newsletter"]
-max_lateness_hours = 6
+max_lateness_hours = 6    # cron does not send an issue later than this; send it by hand
+# timezone = "Europe/Berlin"  # for `newsletter schedule --at` without --tz (default: the system's)
+via_sendgrid = false      # true: `send --due` hands issues to SendGrid ahead, with send_at
 """
 
 ISSUE_SKELETON = """\
