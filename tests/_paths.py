@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+SHARED_DIR_ENV = "NEWSLETTER_SHARED_DIR"
+# A clone made elsewhere (CI's clean clone) still finds the workplace's shared folder.
+FALLBACK_SHARED = Path("/work/shared")
 
 
 def shared_dir() -> Path:
-    return REPO.parent / "shared"
+    """$NEWSLETTER_SHARED_DIR, else ../shared beside the repository, else /work/shared."""
+    override = os.environ.get(SHARED_DIR_ENV)
+    if override:
+        return Path(override)
+    beside = REPO.parent / "shared"
+    if beside.is_dir() or not FALLBACK_SHARED.is_dir():
+        return beside
+    return FALLBACK_SHARED
 
 
 def fixture(relative: str) -> Path:

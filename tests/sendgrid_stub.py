@@ -55,8 +55,12 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 import fastjsonschema
 import pytest
 
+try:
+    from tests._paths import shared_dir
+except ModuleNotFoundError:  # run as a script: python tests/sendgrid_stub.py
+    from _paths import shared_dir  # type: ignore[no-redef, import-not-found]
+
 TEST_API_KEY = "SG.test"
-SHARED_DIR_ENV = "NEWSLETTER_SHARED_DIR"
 
 MAIL_SEND = "/v3/mail/send"
 MAIL_SEND_SCHEMA = "#/components/requestBodies/PostMailSend/content/application~1json/schema"
@@ -108,14 +112,6 @@ PLAN_SLOW_PREFIX = "slow:"
 
 
 # --------------------------------------------------------------------------- the spec
-
-
-def shared_dir() -> Path:
-    """The shared/ folder beside the repository, or $NEWSLETTER_SHARED_DIR."""
-    override = os.environ.get(SHARED_DIR_ENV)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared"
 
 
 @functools.cache
