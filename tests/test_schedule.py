@@ -17,18 +17,14 @@ from newsletter.errors import UserError
 from newsletter.ledger import Ledger
 from newsletter.schedule import (
     Status,
-    Zone,
     due_issues,
     get_schedule,
     list_schedules,
     migrate_schedule_tables,
-    parse_send_time,
-    resolve_zone,
     schedule,
-    span,
-    system_zone_name,
     unschedule,
 )
+from newsletter.send_time import Zone, parse_send_time, resolve_zone, span, system_zone_name
 from tests._sending import numbered
 from tests._workspace import insert_subscribers
 

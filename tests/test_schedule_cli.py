@@ -18,15 +18,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsletter.config import load_settings
-from newsletter.schedule import (
-    ExitCode,
-    Outcome,
-    Zone,
-    open_schedule_database,
-    parse_send_time,
-    run_due,
-    schedule,
-)
+from newsletter.cron import ExitCode, Outcome, run_due
+from newsletter.schedule import open_schedule_database, schedule
+from newsletter.send_time import Zone, parse_send_time
 from tests._cli import run
 from tests._sending import (
     SECRET,

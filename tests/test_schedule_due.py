@@ -14,13 +14,9 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import load_settings
-from newsletter.schedule import (
-    Zone,
-    due_lock,
-    open_schedule_database,
-    parse_send_time,
-    schedule,
-)
+from newsletter.due_lock import due_lock
+from newsletter.schedule import open_schedule_database, schedule
+from newsletter.send_time import Zone, parse_send_time
 from tests._cli import run
 from tests._sending import add_subscribers, numbered, sample_workspace, stub_env
 from tests.sendgrid_stub import (

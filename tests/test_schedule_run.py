@@ -18,24 +18,14 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import Settings, load_settings
+from newsletter.cron import ExitCode, IssueRun, Outcome, SendReport, run_due
 from newsletter.db import open_database
+from newsletter.due_lock import DUE_LOCK_FILE, LOCK_OWNER_FILE, due_lock
 from newsletter.errors import AuthError, ConfigError, DeliveryError, LockBusy, UserError
 from newsletter.ledger import Ledger
-from newsletter.schedule import (
-    DUE_LOCK_FILE,
-    LOCK_OWNER_FILE,
-    ExitCode,
-    Handover,
-    IssueRun,
-    Outcome,
-    SendReport,
-    Zone,
-    due_lock,
-    open_schedule_database,
-    parse_send_time,
-    run_due,
-    schedule,
-)
+from newsletter.schedule import open_schedule_database, schedule
+from newsletter.send_time import Zone, parse_send_time
+from newsletter.sendgrid_schedule import Handover
 from tests._sending import numbered
 from tests._workspace import insert_subscribers, make_workspace
 
@@ -465,7 +455,7 @@ def test_an_unexpected_error_is_one_line_with_the_traceback_in_the_log(
 def test_the_log_rotates(settings: Settings) -> None:
     import logging.handlers
 
-    from newsletter.schedule import LOG_BACKUPS, LOG_MAX_BYTES, run_log
+    from newsletter.cron import LOG_BACKUPS, LOG_MAX_BYTES, run_log
 
     with run_log(settings):
         handlers = logging.getLogger("newsletter").handlers

@@ -13,21 +13,19 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import Settings, load_settings
+from newsletter.cron import ExitCode, run_due
+from newsletter.due_lock import due_lock
 from newsletter.errors import LockBusy, UserError
 from newsletter.schedule import (
-    ExitCode,
-    Handover,
     Status,
-    cancel,
-    due_lock,
     get_schedule,
     list_schedules,
     open_schedule_database,
-    parse_send_time,
-    run_due,
     schedule,
     unschedule,
 )
+from newsletter.send_time import parse_send_time
+from newsletter.sendgrid_schedule import Handover, cancel
 from tests.sendgrid_stub import (
     TEST_API_KEY,
     SendGridStub,

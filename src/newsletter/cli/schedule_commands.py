@@ -11,7 +11,8 @@ from newsletter.errors import UserError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
-    from newsletter.schedule import Entry, IssueRun, RunResult
+    from newsletter.cron import IssueRun, RunResult
+    from newsletter.schedule import Entry
 
 
 @app.command("schedule")
@@ -66,16 +67,8 @@ def schedule_command(
     if not at:
         raise typer.BadParameter('say when, e.g. --at "2026-12-01 08:00"', param_hint="--at")
     from newsletter.issue import ISSUE_FILE
-    from newsletter.schedule import (
-        open_schedule_database,
-        parse_send_time,
-        resolve_zone,
-        schedule,
-        span,
-        system_clock,
-        via_sendgrid_setting,
-        zone_setting,
-    )
+    from newsletter.schedule import open_schedule_database, schedule
+    from newsletter.send_time import parse_send_time, resolve_zone, span, system_clock
 
     workspace = settings(ctx)
     issue_file = workspace.issue_dir(slug) / ISSUE_FILE
@@ -86,9 +79,11 @@ def schedule_command(
             fix=f"start it with `newsletter new {slug}`",
         )
     now = system_clock()
-    zone = resolve_zone(tz, zone_setting(workspace))
+    zone = resolve_zone(tz, workspace.file.delivery.timezone)
     when = parse_send_time(at, zone, now)
-    through_sendgrid = via_sendgrid if via_sendgrid is not None else via_sendgrid_setting(workspace)
+    through_sendgrid = (
+        via_sendgrid if via_sendgrid is not None else workspace.file.delivery.via_sendgrid
+    )
     if through_sendgrid:
         _require_sendgrid(workspace)
     conn = open_schedule_database(workspace)
@@ -129,7 +124,8 @@ def _require_sendgrid(workspace: Settings) -> None:
 def _list(ctx: typer.Context) -> None:
     import datetime as dt
 
-    from newsletter.schedule import list_schedules, open_schedule_database, system_clock
+    from newsletter.schedule import list_schedules, open_schedule_database
+    from newsletter.send_time import system_clock
 
     workspace = settings(ctx)
     lateness = dt.timedelta(hours=workspace.file.delivery.max_lateness_hours)
@@ -203,8 +199,8 @@ def cancel(
 
     Example:  newsletter cancel 2026-12-01
     """
-    from newsletter.schedule import cancel as stop
-    from newsletter.schedule import system_clock
+    from newsletter.send_time import system_clock
+    from newsletter.sendgrid_schedule import cancel as stop
 
     done = stop(settings(ctx), slug, system_clock())
     if not done.at_sendgrid:
@@ -227,7 +223,8 @@ def run_due_command(ctx: typer.Context) -> None:
     (failed, or too late), 4 API key refused, 5 another run holds the lock, 6 partly
     failed, 7 nothing due.
     """
-    from newsletter.schedule import run_due, system_clock
+    from newsletter.cron import run_due
+    from newsletter.send_time import system_clock
 
     result = run_due(settings(ctx), system_clock(), on_issue=_say)
     _say_stopped(result)
