@@ -11,12 +11,12 @@ import pytest
 
 from newsletter.errors import UserError
 from newsletter.message import (
-    ONE_CLICK,
     Address,
     SendGridRequest,
     mime_message,
     validate_body,
 )
+from newsletter.unsubscribe import ONE_CLICK
 from tests._sending import recipient, simple_message
 from tests.sendgrid_stub import validate_mail_send
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.errors import UserError
 from newsletter.merge_tags import MERGE_TAGS, fill, unfilled
+from newsletter.unsubscribe import ONE_CLICK, list_unsubscribe
 
 if TYPE_CHECKING:
     from newsletter.build import Build
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 FALLBACK_FIRST_NAME = "there"
 TEST_SUBJECT_PREFIX = "[TEST] "
-ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
 
 # SendGrid's documented limits (see shared/sendgrid/README.md).
 MAX_PERSONALIZATIONS = 1000
@@ -57,11 +57,6 @@ class RecipientLike(Protocol):
     def name(self) -> str | None: ...
     @property
     def first_name(self) -> str | None: ...
-
-
-def list_unsubscribe(url: str) -> str:
-    """The List-Unsubscribe value: the one-click https URL only (RFC 8058 POSTs to it)."""
-    return f"<{url}>"
 
 
 def check_header_value(field_name: str, value: str) -> str:

@@ -30,6 +30,7 @@ from newsletter.config import CONFIG_FILE, Settings, load_settings
 from newsletter.errors import NewsletterError, UserError
 from newsletter.issue import ISSUE_FILE, check_slug
 from newsletter.merge_tags import fill
+from newsletter.unsubscribe import ONE_CLICK, list_unsubscribe
 
 if TYPE_CHECKING:
     # Only for types: build.py may import this module to write preview.html with a build.
@@ -92,8 +93,6 @@ def emulate_color_scheme(html: str, scheme: Scheme) -> str:
 
 def sample_headers(settings: Settings, build: Build) -> list[tuple[str, str]]:
     """The headers a subscriber's client shows, with the sample subscriber's values."""
-    from newsletter.message import ONE_CLICK, list_unsubscribe
-
     sender = settings.file.sender
     rows = [
         ("From", str(Address(sender.name, addr_spec=sender.email))),
