@@ -246,3 +246,79 @@ def test_repository_env_example_is_the_one_init_writes() -> None:
 
     repo = Path(__file__).resolve().parent.parent
     assert (repo / ".env.example").read_text(encoding="utf-8") == ENV_EXAMPLE
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        pytest.param(
+            "newsletter.toml",
+            b'name = "caf\xe9"\n',
+            "newsletter.toml: not UTF-8 text (byte 11) — save the file as UTF-8",
+            id="toml-latin1",
+        ),
+        pytest.param(
+            ".env",
+            b"SENDGRID_API_KEY=caf\xe9\n",
+            ".env: not UTF-8 text (byte 20) — save the file as UTF-8",
+            id="dotenv-latin1",
+        ),
+        pytest.param(
+            "templates/newsletter.mjml.j2",
+            b"<mjml>caf\xe9</mjml>",
+            "error: templates/newsletter.mjml.j2 (or a template it includes): a template is not"
+            " UTF-8 text (byte 9) — save the template as UTF-8",
+            id="template-latin1",
+        ),
+    ],
+)
+def test_files_that_are_not_utf8(workspace: Path, name: str, content: bytes, expected: str) -> None:
+    path = workspace / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    outcome = run(workspace, "build", "sample")
+    assert outcome.exit_code == 1
+    assert len(outcome.stderr.splitlines()) == 1
+    assert expected in outcome.stderr
+
+
+def test_unknown_placeholder_in_a_setting(workspace: Path) -> None:
+    config = workspace / "newsletter.toml"
+    config.write_text(config.read_text().replace('"{slug}"', '"{issue}"'))
+    outcome = run(workspace, "build", "sample")
+    assert outcome.exit_code == 1
+    assert (
+        "newsletter.toml: [links.utm_campaign] unknown placeholder {issue}; the only one is {slug}"
+        in outcome.stderr
+    )
+
+
+def test_workspace_option_names_a_file(workspace: Path) -> None:
+    outcome = run(workspace / "newsletter.toml", "build", "sample")
+    assert outcome.exit_code == 1
+    assert outcome.stderr.startswith("error: --workspace: ")
+    assert "is not a directory — give the workspace's directory" in outcome.stderr
+
+
+def test_unwritable_build_folder(workspace: Path) -> None:
+    (workspace / "build").write_text("a file where the build folder should be")
+    outcome = run(workspace, "build", "sample")
+    assert outcome.exit_code == 1
+    assert outcome.stderr == (
+        f"error: {workspace / 'build'}: cannot write the build (File exists) — check that the"
+        " workspace is writable by this user\n"
+    )
+
+
+def test_init_keeps_files_already_there(tmp_path: Path) -> None:
+    root = tmp_path / "existing"
+    (root / "templates").mkdir(parents=True)
+    (root / "templates" / "newsletter.mjml.j2").write_text("my own layout")
+    (root / ".env.example").write_text("mine")
+    outcome = run(None, "init", str(root))
+    assert outcome.exit_code == 0
+    assert (root / "templates" / "newsletter.mjml.j2").read_text() == "my own layout"
+    assert (root / ".env.example").read_text() == "mine"
+    assert "created " + str(root / "templates" / "newsletter.mjml.j2") not in outcome.stdout
+    assert (root / "templates" / "partials" / "footer.mjml.j2").is_file()
+    assert not (root / "templates" / "preview").exists()

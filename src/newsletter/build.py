@@ -74,8 +74,15 @@ def make_build(settings: Settings, slug: str) -> Build:
 def write_build(settings: Settings, build: Build) -> Path:
     """Replace build/<slug>/ as a whole: readers see the old build or the new one, never a mix."""
     target = settings.build_dir(build.slug)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{build.slug}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{build.slug}.", dir=target.parent))
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the build ({exc.strerror})",
+            where=target.parent,
+            fix="check that the workspace is writable by this user",
+        ) from None
     try:
         os.chmod(staging, 0o755)  # mkdtemp makes it private; a build is for the whole team
         for name, content in build.files().items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import string
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,20 @@ class LinksSection(_Section):
     utm_source: str | None = "newsletter"
     utm_medium: str | None = "email"
     utm_campaign: str | None = "{slug}"
+
+    @field_validator("utm_campaign")
+    @classmethod
+    def _only_slug_placeholder(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"{exc}; write {{slug}} for the issue's name") from None
+        unknown = sorted(names - {"slug"})
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}}; the only one is {{slug}}")
+        return value
 
 
 class DeliverySection(_Section):
@@ -126,6 +141,14 @@ class Settings(BaseModel):
         return self.path("build") / slug
 
 
+def _check_workspace_dir(root: Path, where: str) -> Path:
+    if not root.is_dir():
+        raise ConfigError(
+            f"{root} is not a directory", where=where, fix="give the workspace's directory"
+        )
+    return root
+
+
 def find_workspace(start: Path | None = None) -> Path:
     """The nearest directory holding newsletter.toml, from $NEWSLETTER_WORKSPACE or upwards."""
     if env := os.environ.get(WORKSPACE_ENV):
@@ -148,7 +171,9 @@ def find_workspace(start: Path | None = None) -> Path:
 
 
 def load_settings(workspace: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
-    root = workspace.resolve() if workspace else find_workspace()
+    root = (
+        _check_workspace_dir(workspace.resolve(), "--workspace") if workspace else find_workspace()
+    )
     config_path = root / CONFIG_FILE
     file_settings = _load_file(config_path)
     env = dict(os.environ if environ is None else environ)
@@ -159,9 +184,17 @@ def load_settings(workspace: Path | None = None, environ: dict[str, str] | None 
 def _load_file(path: Path) -> FileSettings:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise ConfigError(
             "file not found", where=path, fix="create it with `newsletter init`"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start})", where=path, fix="save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read it ({exc.strerror})", where=path, fix="check the file's permissions"
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
@@ -182,7 +215,7 @@ def _load_file(path: Path) -> FileSettings:
 def _describe(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown setting"
-    return str(error["msg"])
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -190,7 +223,17 @@ def _read_dotenv(path: Path) -> dict[str, str]:
         return {}
     from dotenv import dotenv_values
 
-    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start})", where=path, fix="save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read it ({exc.strerror})", where=path, fix="check the file's permissions"
+        ) from None
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _secrets_from(env: dict[str, str], root: Path) -> Secrets:

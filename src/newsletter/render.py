@@ -203,6 +203,12 @@ def _render(environment: jinja2.Environment, name: str, context: dict[str, Any])
         raise TemplateError(
             f"template failed: {exc}", where=f"templates/{name}", fix="correct the template"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise TemplateError(
+            f"a template is not UTF-8 text (byte {exc.start})",
+            where=f"templates/{name} (or a template it includes)",
+            fix="save the template as UTF-8",
+        ) from None
 
 
 def _failing_template(exc: BaseException) -> str | None:

@@ -30,6 +30,17 @@ SMTP_CA_FILE=
 NEWSLETTER_WORKSPACE=
 """
 
+GITIGNORE = """\
+.env
+build/
+outbox/
+logs/
+newsletter.db
+newsletter.db-*
+.newsletter-*.lock
+.newsletter-*.owner
+"""
+
 CONFIG_EXAMPLE = """\
 # Settings for this workspace. Secrets (SENDGRID_API_KEY ...) go in .env, see .env.example.
 
@@ -89,18 +100,36 @@ sections:
 
 
 def init_workspace(directory: Path) -> list[Path]:
+    """Create what is missing; a file already there (your own template, say) is kept."""
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / CONFIG_FILE
     if config.exists():
         raise UserError(
             "a workspace already exists here", where=config, fix="choose an empty directory"
         )
-    created = [config, directory / ".env.example", directory / "issues"]
-    config.write_text(CONFIG_EXAMPLE, encoding="utf-8")
-    (directory / ".env.example").write_text(ENV_EXAMPLE, encoding="utf-8")
-    (directory / "issues").mkdir(exist_ok=True)
+    created = [
+        path
+        for path, text in (
+            (config, CONFIG_EXAMPLE),
+            (directory / ".env.example", ENV_EXAMPLE),
+            (directory / ".gitignore", GITIGNORE),
+        )
+        if _write_new(path, text)
+    ]
+    if not (directory / "issues").exists():
+        (directory / "issues").mkdir()
+        created.append(directory / "issues")
     created += _copy_default_templates(directory / "templates")
     return created
+
+
+def _write_new(path: Path, text: str) -> bool:
+    try:
+        with path.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError:
+        return False
+    return True
 
 
 def _copy_default_templates(target: Path) -> list[Path]:
@@ -111,12 +140,12 @@ def _copy_default_templates(target: Path) -> list[Path]:
         source, destination = stack.pop()
         destination.mkdir(parents=True, exist_ok=True)
         for entry in source.iterdir():
-            if entry.is_dir():
+            if entry.is_dir() and entry.name != "preview":  # the preview page is not the email's
                 stack.append((entry, destination / entry.name))
             elif entry.name.endswith(".j2"):
                 path = destination / entry.name
-                path.write_text(entry.read_text(encoding="utf-8"), encoding="utf-8")
-                created.append(path)
+                if _write_new(path, entry.read_text(encoding="utf-8")):
+                    created.append(path)
     return sorted(created)
 
 

@@ -20,6 +20,14 @@ class _Group(TyperGroup):
         except NewsletterError as error:
             typer.secho(f"error: {error.line()}", fg=typer.colors.RED, err=True)
             raise typer.Exit(error.exit_code) from None
+        except OSError as error:  # last resort: a file or folder the core did not anticipate
+            where = f"{error.filename}: " if error.filename else ""
+            typer.secho(
+                f"error: {where}{error.strerror or error} — check the path and its permissions",
+                fg=typer.colors.RED,
+                err=True,
+            )
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
