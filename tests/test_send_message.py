@@ -171,3 +171,11 @@ def test_categories_sendgrid_would_refuse_are_refused_up_front(
     message = simple_message()
     with pytest.raises(UserError, match=r"newsletter.toml \[delivery\] categories"):
         type(message)(**{**message.__dict__, "categories": categories})
+
+
+def test_idn_domain_is_sent_in_ascii_and_a_non_ascii_local_part_is_one_clear_error() -> None:
+    assert (
+        Address("zoe@bücher.de", "Zoë").formatted() == "=?utf-8?q?Zo=C3=AB?= <zoe@xn--bcher-kva.de>"
+    )
+    with pytest.raises(UserError, match="needs SMTPUTF8"):
+        Address("jörg@example.org").formatted()

@@ -113,7 +113,15 @@ class Address:
     name: str | None = None
 
     def formatted(self) -> str:
-        return formataddr((self.name or "", self.email), charset="utf-8")
+        local, _, domain = self.email.rpartition("@")
+        if not local.isascii():
+            raise UserError(
+                f"{self.email}: a non-ASCII name before the @ needs SMTPUTF8, which this sender"
+                " does not use",
+                fix=f"remove it with `newsletter subscribers remove {self.email}`",
+            )
+        ascii_domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
+        return formataddr((self.name or "", f"{local}@{ascii_domain}"), charset="utf-8")
 
     def as_sendgrid(self) -> dict[str, str]:
         return {"email": self.email, "name": self.name} if self.name else {"email": self.email}

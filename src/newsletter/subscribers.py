@@ -86,18 +86,20 @@ def normalize_email(raw: str) -> tuple[str, str]:
             normalized = f"{local}@{checked}"
             return normalized, normalized.lower()
     try:
-        result = validate_email(text, check_deliverability=False)
+        # No SMTPUTF8: SendGrid and most mail servers cannot deliver to a non-ASCII local part.
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidAddress(f"invalid address {text!r}: {exc}") from None
-    normalized = str(result.normalized)
+    # An internationalised domain is stored in its ASCII (IDNA) form, which every server takes.
+    normalized = str(result.ascii_email or result.normalized)
     return normalized, normalized.lower()
 
 
 @functools.lru_cache(maxsize=4096)
 def _checked_domain(domain: str) -> str | None:
-    """The normalised domain if email-validator accepts it, else None."""
+    """The normalised ASCII domain if email-validator accepts it, else None."""
     try:
-        return str(validate_email(f"a@{domain}", check_deliverability=False).domain)
+        return str(validate_email(f"a@{domain}", check_deliverability=False).ascii_domain)
     except EmailNotValidError:
         return None
 
