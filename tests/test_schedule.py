@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from newsletter import db
 from newsletter.db import open_database
 from newsletter.errors import UserError
 from newsletter.ledger import Ledger
@@ -20,7 +21,6 @@ from newsletter.schedule import (
     due_issues,
     get_schedule,
     list_schedules,
-    migrate_schedule_tables,
     schedule,
     unschedule,
 )
@@ -41,7 +41,6 @@ def at(text: str) -> dt.datetime:
 @pytest.fixture
 def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     connection = open_database(tmp_path / "newsletter.db")
-    migrate_schedule_tables(connection)
     try:
         yield connection
     finally:
@@ -260,8 +259,37 @@ def test_an_issue_already_sent_is_not_scheduled(conn: sqlite3.Connection) -> Non
     assert caught.value.line().startswith("issue 'a' was already sent (3 sent)")
 
 
-def test_the_migration_can_run_twice(conn: sqlite3.Connection) -> None:
-    migrate_schedule_tables(conn)
+def test_a_database_with_the_tables_from_before_the_migration_still_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workspaces scheduled before 004_schedule_sendgrid got its tables from schedule.py."""
+    path = tmp_path / "old.db"
+    with monkeypatch.context() as before:
+        before.setattr(db, "MIGRATIONS", db.MIGRATIONS[:3])
+        old = open_database(path)
+    old.execute(
+        "CREATE TABLE IF NOT EXISTS sendgrid_batches (issue TEXT PRIMARY KEY, batch_id TEXT, "
+        "send_at INTEGER NOT NULL, state TEXT NOT NULL CHECK (state IN ('planned', "
+        "'submitted', 'cancelled')), after_ledger_batch INTEGER, through_ledger_batch INTEGER, "
+        "updated TEXT NOT NULL)"
+    )
+    old.execute(
+        "CREATE TABLE IF NOT EXISTS schedule_reports "
+        "(issue TEXT PRIMARY KEY, too_late_reported TEXT NOT NULL)"
+    )
+    old.execute("INSERT INTO sendgrid_batches VALUES ('a', 'b1', 1, 'submitted', 3, 5, 'now')")
+    old.close()
+    conn = open_database(path)
+    try:
+        assert db.applied_migrations(conn)[-1] == "004_schedule_sendgrid"
+        assert conn.execute("SELECT issue, batch_id FROM sendgrid_batches").fetchall() == [
+            ("a", "b1")
+        ]
+    finally:
+        conn.close()
+
+
+def test_a_new_database_has_the_schedule_tables(conn: sqlite3.Connection) -> None:
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"sendgrid_batches", "schedule_reports", "schedules"} <= tables
 

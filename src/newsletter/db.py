@@ -103,6 +103,32 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    (
+        "004_schedule_sendgrid",
+        (
+            # IF NOT EXISTS: workspaces scheduled before this migration got them from schedule.py.
+            # sendgrid_batches: an issue scheduled through SendGrid, its batch id once created
+            # and the ledger batches sent under it (after..through), so `cancel` puts back
+            # exactly those. schedule_reports: a too-late issue is reported once.
+            """
+            CREATE TABLE IF NOT EXISTS sendgrid_batches (
+                issue TEXT PRIMARY KEY,
+                batch_id TEXT,
+                send_at INTEGER NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('planned', 'submitted', 'cancelled')),
+                after_ledger_batch INTEGER,
+                through_ledger_batch INTEGER,
+                updated TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS schedule_reports (
+                issue TEXT PRIMARY KEY,
+                too_late_reported TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 

@@ -37,39 +37,8 @@ WRITABLE_FIX = "make the workspace writable by the user that runs newsletter (e.
 # --------------------------------------------------------------------------- storage
 
 
-def migrate_schedule_tables(conn: sqlite3.Connection) -> None:
-    """This module's own tables (to be folded into db.MIGRATIONS as 004_schedule_sendgrid).
-
-    `sendgrid_batches`: issues scheduled through SendGrid, their batch id once created,
-    and the range of ledger batches submitted with it (so `cancel` puts back exactly
-    those). `schedule_reports`: when a too-late issue was reported, so cron says it once.
-    """
-    with transaction(conn):
-        conn.execute(
-            """
-            CREATE TABLE IF NOT EXISTS sendgrid_batches (
-                issue TEXT PRIMARY KEY,
-                batch_id TEXT,
-                send_at INTEGER NOT NULL,
-                state TEXT NOT NULL CHECK (state IN ('planned', 'submitted', 'cancelled')),
-                after_ledger_batch INTEGER,
-                through_ledger_batch INTEGER,
-                updated TEXT NOT NULL
-            )
-            """
-        )
-        conn.execute(
-            """
-            CREATE TABLE IF NOT EXISTS schedule_reports (
-                issue TEXT PRIMARY KEY,
-                too_late_reported TEXT NOT NULL
-            )
-            """
-        )
-
-
 def open_schedule_database(settings: Settings) -> sqlite3.Connection:
-    """The workspace database with this module's tables in place."""
+    """The workspace database, found writable up front (cron's user is often not the editor)."""
     try:
         conn = open_database(settings.database_path)
     except sqlite3.OperationalError as exc:
@@ -77,7 +46,8 @@ def open_schedule_database(settings: Settings) -> sqlite3.Connection:
             f"cannot open the database ({exc})", where=settings.database_path, fix=WRITABLE_FIX
         ) from None
     try:
-        migrate_schedule_tables(conn)
+        with transaction(conn):
+            pass  # BEGIN IMMEDIATE takes the write lock: a read-only database fails here
     except sqlite3.OperationalError as exc:
         conn.close()
         raise UserError(
