@@ -376,3 +376,15 @@ def test_a_second_lead_becomes_a_list(workspace: Path, layout_owner: str) -> Non
         ("Cover", "lead"),
         ("Top story", "list"),
     ]
+
+
+def test_a_file_of_another_kind_is_refused(workspace: Path, tmp_path: Path) -> None:
+    make_issue(workspace, "fresh")
+    table = tmp_path / "list.csv"
+    table.write_text("a,b\n1,2\n")
+    result = run(workspace, "add", "fresh", str(table))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {table}: a .csv file is not a page, feed, Markdown or text dump — give an article"
+        " URL, an .html page, a feed, a Markdown (.md) or a text (.txt) file\n"
+    )

@@ -196,6 +196,13 @@ def reader_for(document: Document) -> type[Reader]:
     for reader in registered:
         if reader.sniff(head):
             return reader
+    if document.content_type is None and document.suffix:
+        # A local .csv, .json, .docx ... read as a page dump would add nonsense articles.
+        raise SourceError(
+            f"a {document.suffix} file is not a page, feed, Markdown or text dump",
+            where=document.location,
+            fix=KINDS_HINT,
+        )
     return registered[-1]
 
 
