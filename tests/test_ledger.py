@@ -307,6 +307,35 @@ def test_requeue_is_the_editors_explicit_choice(conn: sqlite3.Connection, ledger
     assert ("user000002@example.org", "400") in list(ledger.recipients(ISSUE, states.PENDING))
 
 
+def test_requeue_batches_puts_back_a_range_of_batches_that_went_out(
+    conn: sqlite3.Connection, ledger: Ledger
+) -> None:
+    insert_subscribers(conn, numbered(10))
+    ledger.prepare(ISSUE)
+    assert ledger.last_batch_id(ISSUE) is None
+    ids = []
+    for mark in ("sent", "sent", "unknown", "failed", "sent"):
+        batch = ledger.claim_batch(ISSUE, 2)
+        assert batch is not None
+        ids.append(batch.id)
+        if mark == "sent":
+            ledger.mark_sent(batch.id, None)
+        elif mark == "failed":
+            ledger.mark_failed(batch.id, "400")
+        else:
+            ledger.mark_unknown(batch.id, "timeout")
+    assert ledger.last_batch_id(ISSUE) == ids[-1]
+    # After the first batch, through the fourth: the second (sent) and third (unknown).
+    assert ledger.requeue_batches(ISSUE, ids[0], ids[3]) == 4
+    counts(ledger, sent=4, failed=2, pending=4)
+    assert ledger.requeue_batches(ISSUE, ids[0], ids[3]) == 0  # already pending
+    # No upper bound: the last batch too; the failed one is never taken.
+    assert ledger.requeue_batches(ISSUE, ids[0], None) == 2
+    counts(ledger, sent=2, failed=2, pending=6)
+    assert ledger.requeue_batches("never-prepared", 0, None) == 0
+    assert ledger.is_prepared(ISSUE) and not ledger.is_prepared("never-prepared")
+
+
 def test_completion_and_sent_issues(conn: sqlite3.Connection, ledger: Ledger) -> None:
     insert_subscribers(conn, numbered(3))
     for issue in ("one", "two", "three"):

@@ -284,6 +284,29 @@ class Ledger:
                 ).rowcount
         return count
 
+    def requeue_batches(
+        self, issue: str, after_batch_id: int, through_batch_id: int | None = None
+    ) -> int:
+        """Put back to pending the rows of the issue's batches after `after_batch_id`, up to
+        `through_batch_id` (None: the latest), that went out or may have (sent, unknown).
+
+        For requests the service held and then cancelled (a SendGrid batch stopped before
+        its send_at): nobody got them, so a later send may. Failed batches are left as they
+        are (every send retries them); `sending` ones leave only through `recover`.
+        """
+        issue_id = self._issue_id(issue)
+        if issue_id is None:
+            return 0
+        with transaction(self.conn):
+            return int(
+                self.conn.execute(
+                    "UPDATE ledger SET state = 'pending' WHERE state = 'batched' AND batch_id IN "
+                    "(SELECT id FROM batches WHERE issue_id = ? AND id > ? "
+                    "AND id <= coalesce(?, id) AND state IN ('sent', 'unknown'))",
+                    (issue_id, after_batch_id, through_batch_id),
+                ).rowcount
+            )
+
     # -- what the ledger knows -----------------------------------------------------------
 
     def counts(self, issue: str) -> dict[str, int]:
@@ -368,6 +391,19 @@ class Ledger:
         """Every issue with a ledger, in the order they were first prepared."""
         rows = self.conn.execute("SELECT slug FROM ledger_issues ORDER BY id").fetchall()
         return [str(slug) for (slug,) in rows]
+
+    def is_prepared(self, issue: str) -> bool:
+        """`prepare` has run for the issue: it has a ledger."""
+        return self._issue_id(issue) is not None
+
+    def last_batch_id(self, issue: str) -> int | None:
+        """The issue's most recent batch, whatever its state; None before the first."""
+        (last,) = self.conn.execute(
+            "SELECT max(b.id) FROM batches AS b JOIN ledger_issues AS i ON i.id = b.issue_id "
+            "WHERE i.slug = ?",
+            (issue,),
+        ).fetchone()
+        return None if last is None else int(last)
 
     def is_complete(self, issue: str) -> bool:
         """Prepared, and nothing pending, sending, unknown or failed."""

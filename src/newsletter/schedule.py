@@ -247,10 +247,7 @@ class Progress:
 
 def issue_progress(conn: sqlite3.Connection, slug: str) -> Progress:
     ledger = Ledger(conn)
-    prepared = (
-        conn.execute("SELECT 1 FROM ledger_issues WHERE slug = ?", (slug,)).fetchone() is not None
-    )
-    return Progress(counts=ledger.counts(slug), prepared=prepared)
+    return Progress(counts=ledger.counts(slug), prepared=ledger.is_prepared(slug))
 
 
 class Status(StrEnum):

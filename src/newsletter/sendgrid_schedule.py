@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from newsletter.db import transaction, utc_now
 from newsletter.due_lock import due_lock
 from newsletter.errors import AuthError, ConfigError, DeliveryError, UserError
+from newsletter.ledger import Ledger
 from newsletter.schedule import (
     Schedule,
     get_schedule,
@@ -177,13 +178,13 @@ def hand_over(
     if item.batch_id is not None:
         return Handover(send_at, item.batch_id)
     batch_id = batches(settings).create_batch()
-    (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM batches").fetchone()
+    last = Ledger(conn).last_batch_id(item.issue) or 0
     with transaction(conn):
         # Only while still planned: an `unschedule` since the list was read wins.
         claimed = conn.execute(
             "UPDATE sendgrid_batches SET batch_id = ?, state = 'submitted', "
             "after_ledger_batch = ?, updated = ? WHERE issue = ? AND state = 'planned'",
-            (batch_id, int(last), utc_now(), item.issue),
+            (batch_id, last, utc_now(), item.issue),
         ).rowcount
     if not claimed:
         return None
@@ -195,10 +196,9 @@ def record_handed_over(conn: sqlite3.Connection, slug: str) -> None:
     """The last ledger batch sent under the issue's SendGrid batch id, for `cancel`."""
     with transaction(conn):
         conn.execute(
-            "UPDATE sendgrid_batches SET through_ledger_batch = "
-            "(SELECT max(b.id) FROM batches AS b JOIN ledger_issues AS i ON i.id = b.issue_id "
-            "WHERE i.slug = ?), updated = ? WHERE issue = ? AND state = 'submitted'",
-            (slug, utc_now(), slug),
+            "UPDATE sendgrid_batches SET through_ledger_batch = ?, updated = ? "
+            "WHERE issue = ? AND state = 'submitted'",
+            (Ledger(conn).last_batch_id(slug), utc_now(), slug),
         )
 
 
@@ -269,18 +269,11 @@ def _release_handed_over(conn: sqlite3.Connection, slug: str) -> int:
         ).fetchone()
         after = int(row[0] or 0) if row else 0
         through = int(row[1]) if row and row[1] is not None else None
-        # Mirrors Ledger.requeue for a range of batches (a batched row takes its batch's state).
-        requeued = conn.execute(
-            "UPDATE ledger SET state = 'pending' WHERE state = 'batched' AND batch_id IN "
-            "(SELECT b.id FROM batches AS b JOIN ledger_issues AS i ON i.id = b.issue_id "
-            "WHERE i.slug = ? AND b.id > ? AND b.id <= coalesce(?, b.id) "
-            "AND b.state IN ('sent', 'unknown'))",
-            (slug, after, through),
-        ).rowcount
+        requeued = Ledger(conn).requeue_batches(slug, after, through)
         conn.execute(
             "UPDATE sendgrid_batches SET state = 'cancelled', updated = ? WHERE issue = ?",
             (utc_now(), slug),
         )
         conn.execute("DELETE FROM schedules WHERE issue = ?", (slug,))
         conn.execute("DELETE FROM schedule_reports WHERE issue = ?", (slug,))
-    return int(requeued)
+    return requeued
