@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,14 @@ from newsletter.due_lock import due_lock
 from newsletter.schedule import open_schedule_database, schedule
 from newsletter.send_time import Zone, parse_send_time
 from tests._cli import run
-from tests._sending import add_subscribers, numbered, sample_workspace, stub_env
+from tests._sending import (
+    API_KEY,
+    add_subscribers,
+    numbered,
+    sample_workspace,
+    stub_env,
+    write_env,
+)
 from tests.sendgrid_stub import (
     SendGridStub,
     StubProcess,
@@ -91,6 +99,26 @@ def test_a_refused_key_is_exit_4_with_one_line(tmp_path: Path, sendgrid_stub: Se
     assert outcome.stderr.startswith("error: failed sample: ")
     assert len(outcome.stderr.splitlines()) == 1
     assert "SG.revoked" not in (root / "logs" / "newsletter.log").read_text()
+
+
+def test_a_missing_unsubscribe_secret_stops_the_run_at_the_first_issue(
+    tmp_path: Path, sendgrid_stub: SendGridStub
+) -> None:
+    root = sample_workspace(tmp_path / "ws", "batch_size = 2")
+    shutil.copytree(root / "issues" / "sample", root / "issues" / "second")
+    write_env(root, SENDGRID_API_KEY=API_KEY, SENDGRID_API_HOST=sendgrid_stub.url)
+    add_subscribers(root, numbered(3))
+    plan_ago(root, "sample", 2)
+    plan_ago(root, "second", 1)
+    outcome = run(root, "send", "--due")
+    assert outcome.exit_code == 1  # settings wrong: not 3, one failure per due issue
+    assert outcome.stdout == ""
+    assert outcome.stderr.splitlines() == [
+        "error: failed sample: .env: NEWSLETTER_UNSUBSCRIBE_SECRET is not set: unsubscribe "
+        "links cannot be signed — set it to a long random string, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+    ]
+    assert sendgrid_stub.accepted == []
 
 
 def test_a_busy_lock_is_exit_5_with_one_line(root: Path) -> None:

@@ -25,7 +25,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from newsletter.delivery import Backend, BatchResult, Outcome, create_backend, resolve_name
-from newsletter.errors import ChecksFailed, DeliveryError, LockBusy, NewsletterError, UserError
+from newsletter.errors import (
+    ChecksFailed,
+    ConfigError,
+    DeliveryError,
+    LockBusy,
+    NewsletterError,
+    UserError,
+)
 from newsletter.message import (
     MAX_PERSONALIZATIONS,
     REQUEST_BYTES_BUDGET,
@@ -161,7 +168,8 @@ def unsubscribe_links(
         return UnsubscribeLinks(
             newsletter.unsubscribe_url, newsletter.list_name, secret.get_secret_value()
         )
-    missing = UserError(
+    # A setting, not the issue: the cron run stops at the first issue instead of every one.
+    missing = ConfigError(
         f"{SECRET_ENV} is not set: unsubscribe links cannot be signed",
         where=".env",
         fix="set it to a long random string, e.g. "
