@@ -136,6 +136,62 @@ def test_send_due_takes_no_issue(root: Path) -> None:
     assert run(root, "send", "sample", "--due").exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["sample"],
+            "--due takes no issue: it sends every scheduled issue that is due; "
+            "`newsletter send sample` sends sample now",
+        ),
+        (
+            ["--test", "me@example.org"],
+            "--test does not apply to --due: a test goes out at once to the addresses given; "
+            "run `newsletter send SLUG --test ADDR`",
+        ),
+        (
+            ["--dry-run"],
+            "--dry-run does not apply to --due: a dry run checks one issue; "
+            "run `newsletter send SLUG --dry-run`",
+        ),
+        (
+            ["--backend", "smtp"],
+            "--backend does not apply to --due: it sends with [delivery] backend in "
+            "newsletter.toml (SendGrid for an issue scheduled --via-sendgrid)",
+        ),
+        (
+            ["--resend"],
+            "--resend does not apply to --due: it never sends an issue twice; send it again "
+            "by hand with `newsletter send SLUG --resend`",
+        ),
+        (
+            ["--resend-unknown"],
+            "--resend-unknown does not apply to --due: recipients left unknown are resent "
+            "only by hand, with `newsletter send SLUG --resend-unknown`",
+        ),
+        (
+            ["--no-sync"],
+            "--no-sync does not apply to --due: a scheduled send never skips SendGrid's "
+            "suppression lists",
+        ),
+    ],
+)
+def test_send_due_refuses_what_it_would_ignore_with_one_line(
+    root: Path, sendgrid_stub: SendGridStub, args: list[str], line: str
+) -> None:
+    plan_ago(root, "sample", 1)
+    outcome = run(root, "send", "--due", *args)
+    assert outcome.exit_code == 2
+    assert outcome.stdout == ""
+    errors = [text for text in outcome.stderr.splitlines() if text.startswith("Error:")]
+    assert errors == [f"Error: Invalid value: {line}"]
+    assert sendgrid_stub.accepted == []
+
+
+def test_send_due_accepts_yes_since_it_never_asks(root: Path) -> None:
+    assert run(root, "send", "--due", "--yes").exit_code == 7
+
+
 def test_two_runs_at_once_send_each_subscriber_the_issue_exactly_once(tmp_path: Path) -> None:
     """Two real processes start together, as when a slow run meets the next cron tick."""
     with StubProcess(port_file=tmp_path / "stub.port") as stub:

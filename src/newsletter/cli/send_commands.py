@@ -71,11 +71,15 @@ def send(
     From cron:  newsletter send --due
     """
     if due:
-        if slug is not None or test or dry_run or resend or resend_unknown:
-            raise typer.BadParameter(
-                "--due sends what is scheduled: give it no SLUG and no other option",
-                param_hint="--due",
-            )
+        given = {
+            "--test": bool(test),
+            "--dry-run": dry_run,
+            "--backend": backend is not None,
+            "--resend": resend,
+            "--resend-unknown": resend_unknown,
+            "--no-sync": no_sync,
+        }
+        _refuse_with_due(slug, [option for option, on in given.items() if on])
         from newsletter.cli.schedule_commands import run_due_command
 
         run_due_command(ctx)
@@ -109,6 +113,33 @@ def send(
         _confirm(preflight, yes)
         summary = _run(sender)
     _print_summary(slug, summary)
+
+
+# Why each option has no place in the cron run: said when one is given with --due.
+_NOT_WITH_DUE = {
+    "--test": "a test goes out at once to the addresses given; "
+    "run `newsletter send SLUG --test ADDR`",
+    "--dry-run": "a dry run checks one issue; run `newsletter send SLUG --dry-run`",
+    "--backend": "it sends with [delivery] backend in newsletter.toml "
+    "(SendGrid for an issue scheduled --via-sendgrid)",
+    "--resend": "it never sends an issue twice; send it again by hand with "
+    "`newsletter send SLUG --resend`",
+    "--resend-unknown": "recipients left unknown are resent only by hand, with "
+    "`newsletter send SLUG --resend-unknown`",
+    "--no-sync": "a scheduled send never skips SendGrid's suppression lists",
+}
+
+
+def _refuse_with_due(slug: str | None, options: list[str]) -> None:
+    """A usage error naming the SLUG, or the first option, that `--due` would ignore."""
+    if slug is not None:
+        raise typer.BadParameter(
+            f"--due takes no issue: it sends every scheduled issue that is due; "
+            f"`newsletter send {slug}` sends {slug} now"
+        )
+    if options:
+        first = options[0]
+        raise typer.BadParameter(f"{first} does not apply to --due: {_NOT_WITH_DUE[first]}")
 
 
 @subscribers_app.command()
