@@ -15,6 +15,7 @@ import pytest
 from newsletter import db
 from newsletter.db import open_database
 from newsletter.errors import UserError
+from newsletter.issue import Issue, load_send_at
 from newsletter.ledger import Ledger
 from newsletter.schedule import (
     Status,
@@ -24,7 +25,14 @@ from newsletter.schedule import (
     schedule,
     unschedule,
 )
-from newsletter.send_time import Zone, parse_send_time, resolve_zone, span, system_zone_name
+from newsletter.send_time import (
+    Zone,
+    issue_send_time,
+    parse_send_time,
+    resolve_zone,
+    span,
+    system_zone_name,
+)
 from tests._sending import numbered
 from tests._workspace import insert_subscribers
 
@@ -208,6 +216,66 @@ def test_span_reads_like_a_person_would_say_it() -> None:
     assert span(dt.timedelta(hours=6)) == "6 h"
     assert span(dt.timedelta(minutes=-12)) == "12 min"
     assert span(dt.timedelta(seconds=42)) == "42 s"
+
+
+# --------------------------------------------------------------------------- send_at
+
+
+def test_a_send_at_without_offset_is_read_in_the_zone_like_at() -> None:
+    now = at("2026-10-01 00:00")
+    when = issue_send_time(dt.datetime(2026, 12, 1, 8, 0), BERLIN, now, "issue.yaml:4")
+    assert when.utc == at("2026-12-01 07:00")
+    twice = issue_send_time(dt.datetime(2026, 10, 25, 2, 30), BERLIN, now, "issue.yaml:4")
+    assert twice.utc == at("2026-10-25 00:30")
+    assert twice.notice is not None
+    assert twice.notice.endswith("for the second write send_at: 2026-10-25 02:30+01:00")
+
+
+def test_a_send_at_with_an_offset_is_that_instant_whatever_the_zone() -> None:
+    value = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=5)))
+    when = issue_send_time(value, BERLIN, at("2026-11-01 00:00"), "issue.yaml:4")
+    assert when.utc == at("2026-12-01 03:00")
+    assert f"{when.local:%H:%M %Z}" == "04:00 CET"
+
+
+def test_send_at_errors_point_at_the_issue_file() -> None:
+    with pytest.raises(UserError) as caught:
+        issue_send_time(dt.datetime(2026, 3, 29, 2, 30), BERLIN, at("2026-03-01 00:00"), "i:4")
+    assert caught.value.line().startswith("i:4: 2026-03-29 02:30 does not exist in Europe/Berlin")
+    assert caught.value.line().endswith("e.g. send_at: 2026-03-29 03:30")
+    past = dt.datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    with pytest.raises(UserError) as caught:
+        issue_send_time(past, BERLIN, at("2026-12-01 08:00"), "i:4")
+    assert caught.value.line().startswith("i:4: 2026-12-01 09:00 Europe/Berlin is in the past")
+
+
+def test_a_yaml_offset_that_older_ruamel_kept_aside_is_put_back() -> None:
+    """ruamel.yaml 0.18.0 loads 2026-12-01T08:00:00+01:00 as a naive 07:00 (UTC)."""
+    from ruamel.yaml.timestamp import TimeStamp
+
+    stamp = TimeStamp(2026, 12, 1, 7, 0)
+    stamp._yaml.update(t=True, tz="+01:00", delta=dt.timedelta(hours=1))
+    article = {"title": "A story", "url": "https://example.org/a"}
+    document = {
+        "subject": "s",
+        "preheader": "p",
+        "date": "2026-12-01",
+        "send_at": stamp,
+        "sections": [{"title": "News", "articles": [article]}],
+    }
+    send_at = Issue.model_validate(document).send_at
+    assert send_at == dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert send_at is not None and send_at.utcoffset() == dt.timedelta(hours=1)
+
+
+def test_load_send_at_reads_only_that_field_and_says_where(tmp_path: Path) -> None:
+    path = tmp_path / "issue.yaml"
+    path.write_text("subject: draft\nsend_at: 2026-12-01T08:00:00+01:00\n", encoding="utf-8")
+    value, where = load_send_at(path)
+    assert value == dt.datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+    assert where == f"{path}:2"
+    path.write_text("subject: draft\n", encoding="utf-8")
+    assert load_send_at(path) == (None, str(path))
 
 
 # --------------------------------------------------------------------------- storage

@@ -125,6 +125,77 @@ def test_bad_input_is_one_line_and_exit_1(root: Path, args: list[str], error: st
     assert "Traceback" not in outcome.stderr
 
 
+def set_send_at(root: Path, value: str) -> Path:
+    """Give the sample issue a send_at line (after `date:`, line 6); return its issue.yaml."""
+    path = root / "issues" / "sample" / "issue.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count("\ndate: ") == 1
+    path.write_text(text.replace("\ndate: 2026-12-01\n", f"\ndate: 2026-12-01\nsend_at: {value}\n"))
+    return path
+
+
+def test_without_at_the_issues_send_at_is_read_in_the_zone(root: Path) -> None:
+    when = berlin(dt.timedelta(days=2))
+    text = f"{when:%Y-%m-%d %H:%M}"
+    set_send_at(root, text)
+    outcome = run(root, "schedule", "sample", "--tz", "Europe/Berlin")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.splitlines()[0].startswith(
+        f"scheduled sample for {text} {when:%Z} Europe/Berlin (send_at in issue.yaml, time "
+        f"zone from --tz) = {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC, in 1 d 23 h"
+    )
+
+
+def test_a_send_at_with_an_offset_is_that_instant_shown_in_the_zone(root: Path) -> None:
+    plus_five = dt.timezone(dt.timedelta(hours=5))
+    when = (dt.datetime.now(UTC) + dt.timedelta(days=2)).astimezone(plus_five)
+    when = when.replace(second=0, microsecond=0)
+    set_send_at(root, f"{when:%Y-%m-%dT%H:%M:%S}+05:00")  # a YAML timestamp
+    outcome = run(root, "schedule", "sample", "--tz", "Europe/Berlin")
+    assert outcome.exit_code == 0, outcome.stderr
+    local = when.astimezone(BERLIN)
+    assert outcome.stdout.splitlines()[0].startswith(
+        f"scheduled sample for {local:%Y-%m-%d %H:%M %Z} Europe/Berlin "
+        f"(send_at {when:%Y-%m-%dT%H:%M}+05:00 in issue.yaml) = "
+        f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC, in 1 d 23 h"
+    )
+
+
+def test_at_wins_over_send_at(root: Path) -> None:
+    set_send_at(root, "2020-01-01 08:00")  # in the past: would be refused if read
+    when = berlin(dt.timedelta(days=2))
+    outcome = run(
+        root, "schedule", "sample", "--at", f"{when:%Y-%m-%d %H:%M}", "--tz", "Europe/Berlin"
+    )
+    assert outcome.exit_code == 0, outcome.stderr
+    assert "(time zone from --tz)" in outcome.stdout
+
+
+def test_without_at_or_send_at_the_error_says_to_give_one(root: Path) -> None:
+    outcome = run(root, "schedule", "sample", "--tz", "UTC")
+    assert outcome.exit_code == 2
+    assert outcome.stderr.splitlines()[-1] == (
+        'Error: Invalid value: say when: give --at "YYYY-MM-DD HH:MM", or set send_at in '
+        f"{root}/issues/sample/issue.yaml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("2020-01-01 08:00", "6: 2020-01-01 08:00 UTC is in the past (it is now "),
+        ("2099-01-01", "6: send_at: needs a time of day, not only a date — write it as "),
+        ("soon", "6: send_at: Input should be a valid datetime"),
+    ],
+)
+def test_a_bad_send_at_is_one_line_pointing_at_it(root: Path, value: str, error: str) -> None:
+    path = set_send_at(root, value)
+    outcome = run(root, "schedule", "sample", "--tz", "UTC")
+    assert outcome.exit_code == 1
+    assert outcome.stderr.startswith(f"error: {path}:{error}")
+    assert len(outcome.stderr.splitlines()) == 1
+
+
 def test_an_issue_that_does_not_exist_is_not_scheduled(root: Path) -> None:
     outcome = run(root, "schedule", "nope", "--at", "2099-01-01 08:00", "--tz", "UTC")
     assert outcome.exit_code == 1

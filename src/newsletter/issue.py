@@ -29,6 +29,10 @@ ISSUE_FILE = "issue.yaml"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 Layout = Literal["lead", "list", "grid"]
 LAYOUTS: tuple[str, ...] = ("lead", "list", "grid")
+_SEND_AT_FIX = (
+    "write it as YYYY-MM-DD HH:MM in local time (e.g. 2026-12-01 08:00), "
+    "or with an offset (2026-12-01T08:00:00+01:00)"
+)
 
 
 def _no_line_breaks(value: str | None) -> str | None:
@@ -98,6 +102,22 @@ class Section(_Model):
         return value
 
 
+def _offset_kept(value: Any) -> Any:
+    """A YAML timestamp with its written offset, as a plain datetime.
+
+    Older ruamel.yaml (0.18.0, within our floor) loads `2026-12-01T08:00:00+01:00` as a
+    naive 07:00 in UTC with the offset kept aside: read as local time it would be wrong.
+    """
+    if not isinstance(value, dt.datetime):
+        return value
+    plain = dt.datetime(*value.timetuple()[:6], value.microsecond, tzinfo=value.tzinfo)
+    written = getattr(value, "_yaml", None) or {}
+    if value.tzinfo is None and written.get("tz"):
+        delta = written.get("delta") or dt.timedelta()
+        plain = plain.replace(tzinfo=dt.UTC).astimezone(dt.timezone(delta))
+    return plain
+
+
 class Issue(_Model):
     subject: str = Field(min_length=1, max_length=200)
     preheader: str = Field(min_length=1, max_length=200)
@@ -107,6 +127,7 @@ class Issue(_Model):
     sections: list[Section] = Field(min_length=1)
 
     _subject_single_line = field_validator("subject", "preheader")(_no_line_breaks)
+    _send_at_offset_kept = field_validator("send_at", mode="before")(_offset_kept)
 
     @field_validator("subject", "preheader")
     @classmethod
@@ -187,6 +208,34 @@ def load_issue(path: Path) -> Issue:
         ) from None
 
 
+class _SendAt(_Model):
+    send_at: dt.datetime | None = None
+
+    _send_at_offset_kept = field_validator("send_at", mode="before")(_offset_kept)
+
+
+def load_send_at(path: Path) -> tuple[dt.datetime | None, str]:
+    """The issue's `send_at` and where it is written (file:line).
+
+    Only that field is read, so an issue still being written can be scheduled.
+    """
+    document = read_document(path)
+    line = _line_of(document, ("send_at",)) if "send_at" in document else None
+    where = f"{path}:{line}" if line else str(path)
+    raw = document.get("send_at")
+    if isinstance(raw, dt.date) and not isinstance(raw, dt.datetime):
+        raise IssueFileError(
+            "send_at: needs a time of day, not only a date",
+            where=where,
+            fix=_SEND_AT_FIX,
+        )
+    try:
+        return _SendAt.model_validate(document).send_at, where
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise IssueFileError(f"send_at: {_message(error)}", where=where, fix=_SEND_AT_FIX) from None
+
+
 def save_document(path: Path, document: CommentedMap) -> None:
     """Write atomically: a crash never leaves a half-written issue file."""
     buffer = io.StringIO()
@@ -234,6 +283,8 @@ def _fix_for(error: Any, loc: tuple[Any, ...]) -> str:
         return "use a full address starting with https://"
     if field == "date":
         return "write the date as YYYY-MM-DD"
+    if field == "send_at":
+        return _SEND_AT_FIX
     if error["type"] == "missing":
         return f"add the {field or 'missing'} field"
     return "correct the value in issue.yaml"

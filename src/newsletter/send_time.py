@@ -153,6 +153,17 @@ _SEND_TIME = re.compile(
 _AT_FIX = 'write it as "YYYY-MM-DD HH:MM" in the zone\'s local time, e.g. --at "2026-12-01 08:00"'
 
 
+@dataclass(frozen=True)
+class _Written:
+    """Where a send time was written: errors point there and show how to write one."""
+
+    where: str
+    example: str  # one time written there, e.g. '--at "{}"'
+
+
+_AT = _Written("--at", '--at "{}"')
+
+
 def parse_send_time(text: str, zone: Zone, now: dt.datetime) -> SendTime:
     """Read `--at` in `zone`; refuse a time in the past or one the zone skips.
 
@@ -173,39 +184,65 @@ def parse_send_time(text: str, zone: Zone, now: dt.datetime) -> SendTime:
         raise UserError(
             f"{text!r} is not a valid date and time ({exc})", where="--at", fix=_AT_FIX
         ) from None
-    info = zone.info
-    candidates = _occurrences(wall, info)
+    if not match["offset"]:
+        return _from_wall(wall, zone, now, _AT)
+    candidates = _occurrences(wall, zone.info)
     if not candidates:
-        raise _gap_error(wall, zone)
+        raise _gap_error(wall, zone, _AT)
+    wanted = _parse_offset(match["offset"])
+    chosen = [c for c in candidates if c.utcoffset() == wanted]
+    if not chosen:
+        offsets = " or ".join(_offset(c.utcoffset()) for c in candidates)
+        raise UserError(
+            f"{text.strip()} is not a time in {zone.name}: there {_wall(wall)} has the "
+            f"offset {offsets}",
+            where="--at",
+            fix=f"leave the offset out, or use {offsets}",
+        )
+    return _not_past(chosen[0], zone, now, _AT)
+
+
+def issue_send_time(value: dt.datetime, zone: Zone, now: dt.datetime, where: str) -> SendTime:
+    """`send_at` of issue.yaml (written at `where`): without an offset it is read in `zone`
+    as `--at` is; with one it is that instant, shown in `zone`."""
+    now = aware_utc(now)
+    written = _Written(where, "send_at: {}")
+    if value.utcoffset() is None:
+        return _from_wall(value.replace(tzinfo=None), zone, now, written)
+    return _not_past(value, zone, now, written)
+
+
+def _from_wall(wall: dt.datetime, zone: Zone, now: dt.datetime, written: _Written) -> SendTime:
+    """A wall-clock time in `zone`: refused in the gap, the first of two said so."""
+    candidates = _occurrences(wall, zone.info)
+    if not candidates:
+        raise _gap_error(wall, zone, written)
     notice = None
-    if match["offset"]:
-        wanted = _parse_offset(match["offset"])
-        chosen = [c for c in candidates if c.utcoffset() == wanted]
-        if not chosen:
-            offsets = " or ".join(_offset(c.utcoffset()) for c in candidates)
-            raise UserError(
-                f"{text.strip()} is not a time in {zone.name}: there {_wall(wall)} has the "
-                f"offset {offsets}",
-                where="--at",
-                fix=f"leave the offset out, or use {offsets}",
-            )
-        moment = chosen[0]
-    else:
-        moment = candidates[0]
-        if len(candidates) == 2:
-            first, second = candidates
-            notice = (
-                f"{_wall(wall)} happens twice in {zone.name} (the clocks go back that night): "
-                f"using the first, {_wall(wall)} {first.tzname()} = "
-                f"{first.astimezone(UTC):%H:%M} UTC; for the second write "
-                f'--at "{_wall(wall)}{_offset(second.utcoffset())}"'
-            )
+    if len(candidates) == 2:
+        first, second = candidates
+        later = written.example.format(f"{_wall(wall)}{_offset(second.utcoffset())}")
+        notice = (
+            f"{_wall(wall)} happens twice in {zone.name} (the clocks go back that night): "
+            f"using the first, {_wall(wall)} {first.tzname()} = "
+            f"{first.astimezone(UTC):%H:%M} UTC; for the second write {later}"
+        )
+    return _not_past(candidates[0], zone, now, written, notice)
+
+
+def _not_past(
+    moment: dt.datetime,
+    zone: Zone,
+    now: dt.datetime,
+    written: _Written,
+    notice: str | None = None,
+) -> SendTime:
     utc = moment.astimezone(UTC)
     if utc <= now:
+        info = zone.info
         raise UserError(
-            f"{_wall(wall)} {zone.name} is in the past (it is now "
-            f"{now.astimezone(info):%Y-%m-%d %H:%M %Z} there)",
-            where="--at",
+            f"{_wall(utc.astimezone(info).replace(tzinfo=None))} {zone.name} is in the past "
+            f"(it is now {now.astimezone(info):%Y-%m-%d %H:%M %Z} there)",
+            where=written.where,
             fix="give a later time; `newsletter send SLUG` sends at once",
         )
     return SendTime(utc=utc, zone=zone, notice=notice)
@@ -224,7 +261,7 @@ def _occurrences(wall: dt.datetime, info: ZoneInfo) -> list[dt.datetime]:
     return sorted(found, key=lambda moment: moment.astimezone(UTC))
 
 
-def _gap_error(wall: dt.datetime, zone: Zone) -> UserError:
+def _gap_error(wall: dt.datetime, zone: Zone, written: _Written) -> UserError:
     info = zone.info
     before = wall.replace(tzinfo=info, fold=0).utcoffset() or dt.timedelta()
     after = wall.replace(tzinfo=info, fold=1).utcoffset() or dt.timedelta()
@@ -243,8 +280,8 @@ def _gap_error(wall: dt.datetime, zone: Zone) -> UserError:
     return UserError(
         f"{_wall(wall)} does not exist in {zone.name}: that night the clocks jump from "
         f"{_round_up(start):%H:%M} {start.tzname()} straight to {end:%H:%M} {end.tzname()}",
-        where="--at",
-        fix=f'pick a time outside the gap, e.g. --at "{suggestion}"',
+        where=written.where,
+        fix=f"pick a time outside the gap, e.g. {written.example.format(suggestion)}",
     )
 
 

@@ -10,9 +10,13 @@ from newsletter.cli.app import app, info, settings, warn
 from newsletter.errors import UserError
 
 if TYPE_CHECKING:
+    import datetime as dt
+    from pathlib import Path
+
     from newsletter.config import Settings
     from newsletter.cron import IssueRun, RunResult
     from newsletter.schedule import Entry
+    from newsletter.send_time import SendTime, Zone
 
 
 @app.command("schedule")
@@ -24,7 +28,8 @@ def schedule_command(
         "--at",
         metavar="TIME",
         help='When it goes out, local time: "YYYY-MM-DD HH:MM". Add an offset '
-        '("2026-10-25 02:30+01:00") only to pick one of a time that happens twice.',
+        '("2026-10-25 02:30+01:00") only to pick one of a time that happens twice. '
+        "Default: send_at in the issue's issue.yaml.",
     ),
     tz: str | None = typer.Option(
         None,
@@ -45,7 +50,8 @@ def schedule_command(
 
     The time is read in the zone given (daylight saving included) and stored with it.
     A time the clocks skip is refused; one that happens twice takes the first, and says
-    so. Sending late by more than [delivery] max_lateness_hours is left to you.
+    so. Without --at, the issue's send_at is used (read the same way, unless it has an
+    offset). Sending late by more than [delivery] max_lateness_hours is left to you.
 
     `newsletter send --due` exits 0 sent, 1 settings or workspace wrong, 3 due but not
     sent (failed or too late), 4 API key refused, 5 another run holds the lock, 6 partly
@@ -55,6 +61,7 @@ def schedule_command(
 
     \b
       newsletter schedule 2026-12-01 --at "2026-12-01 08:00" --tz Europe/Berlin
+      newsletter schedule 2026-12-01 --tz Europe/Berlin    (at send_at in issue.yaml)
       newsletter schedule --list
     """
     if list_:
@@ -64,8 +71,6 @@ def schedule_command(
         return
     if not slug:
         raise typer.BadParameter("name the issue, or use --list", param_hint="SLUG")
-    if not at:
-        raise typer.BadParameter('say when, e.g. --at "2026-12-01 08:00"', param_hint="--at")
     from newsletter.issue import ISSUE_FILE
     from newsletter.schedule import open_schedule_database, schedule
     from newsletter.send_time import parse_send_time, resolve_zone, span, system_clock
@@ -80,7 +85,10 @@ def schedule_command(
         )
     now = system_clock()
     zone = resolve_zone(tz, workspace.file.delivery.timezone)
-    when = parse_send_time(at, zone, now)
+    if at:
+        when, origin = parse_send_time(at, zone, now), f"time zone from {zone.source}"
+    else:
+        when, origin = _issue_send_time(issue_file, zone, now)
     through_sendgrid = (
         via_sendgrid if via_sendgrid is not None else workspace.file.delivery.via_sendgrid
     )
@@ -95,7 +103,7 @@ def schedule_command(
         warn(when.notice)
     info(
         f"scheduled {slug} for {when.local:%Y-%m-%d %H:%M %Z} {zone.name} "
-        f"(time zone from {zone.source}) = {when.utc:%Y-%m-%d %H:%M} UTC, "
+        f"({origin}) = {when.utc:%Y-%m-%d %H:%M} UTC, "
         f"in {span(when.utc - now)}"
     )
     if previous is not None:
@@ -107,6 +115,22 @@ def schedule_command(
         )
     else:
         info("`newsletter send --due` (from cron, every few minutes) sends it when it is due")
+
+
+def _issue_send_time(issue_file: Path, zone: Zone, now: dt.datetime) -> tuple[SendTime, str]:
+    """The issue's own send_at, and how it was read (for the line that confirms it)."""
+    from newsletter.issue import ISSUE_FILE, load_send_at
+    from newsletter.send_time import issue_send_time
+
+    value, where = load_send_at(issue_file)
+    if value is None:
+        raise typer.BadParameter(
+            f'say when: give --at "YYYY-MM-DD HH:MM", or set send_at in {issue_file}'
+        )
+    when = issue_send_time(value, zone, now, where)
+    if value.utcoffset() is None:
+        return when, f"send_at in {ISSUE_FILE}, time zone from {zone.source}"
+    return when, f"send_at {value.isoformat(timespec='minutes')} in {ISSUE_FILE}"
 
 
 def _require_sendgrid(workspace: Settings) -> None:
