@@ -45,7 +45,10 @@ def make_workspace(root: Path, rows: int) -> Path:
     from newsletter.subscribers import SubscriberStore
 
     root.mkdir(parents=True)
-    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
+    config = (REPO / "newsletter.toml").read_text(encoding="utf-8")
+    # The sample's example.org links go to the local stand-in on purpose.
+    config = config.replace("[delivery]\n", "[delivery]\nallow_placeholders = true\n")
+    (root / "newsletter.toml").write_text(config, encoding="utf-8")
     shutil.copytree(REPO / "issues" / ISSUE, root / "issues" / ISSUE)
     csv = root / "subscribers.csv"
     with csv.open("w", encoding="utf-8", newline="") as stream:

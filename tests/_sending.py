@@ -21,12 +21,14 @@ API_KEY = "SG.test"
 def sample_workspace(root: Path, delivery: str = "") -> Path:
     """The repository's newsletter.toml and sample issue, copied to `root`.
 
-    `delivery` holds extra lines for the [delivery] table, e.g. "batch_size = 2".
+    `delivery` holds extra lines for the [delivery] table, e.g. "batch_size = 2". The
+    sample's links are example.org placeholders, which a real send refuses; these tests
+    send them on purpose, to a local stand-in, so the workspace allows them.
     """
     root.mkdir(parents=True, exist_ok=True)
     config = (REPO / "newsletter.toml").read_text(encoding="utf-8")
     assert config.count("[delivery]\n") == 1
-    config = config.replace("[delivery]\n", f"[delivery]\n{delivery}\n")
+    config = config.replace("[delivery]\n", f"[delivery]\nallow_placeholders = true\n{delivery}\n")
     (root / "newsletter.toml").write_text(config, encoding="utf-8")
     shutil.copytree(REPO / "issues" / "sample", root / "issues" / "sample")
     return root

@@ -26,6 +26,12 @@ from tests.test_delivery_smtp import PASSWORD, USER, Server
 from tests.test_delivery_smtp import smtp_server as smtp_server  # the fixture
 
 SUBJECT = "Albania raid on Ashraf 3 sparks protests across Europe"
+# The sample's links are example.org placeholders: the build's warning comes first.
+PLACEHOLDERS = (
+    "warning: [placeholder] 11 article link(s) are example.org placeholders, e.g. "
+    "https://example.org/placeholder/iranians-hold-rallies-to-protest-police-raid-on-oppositions"
+    "-albania-based-hq — replace them with the real addresses before sending\n"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -119,7 +125,8 @@ def test_a_400_fails_its_batch_and_the_send_goes_on(tmp_path: Path, stub: SendGr
         "  reader000003@example.org: SendGrid answered 400: invalid request",
     ]
     assert outcome.stderr == (
-        "error: 2 recipient(s) of sample not confirmed sent — see `newsletter status sample`\n"
+        PLACEHOLDERS
+        + "error: 2 recipient(s) of sample not confirmed sent — see `newsletter status sample`\n"
     )
     rerun = send(root, "--yes")
     assert rerun.exit_code == 0, rerun.stderr
@@ -167,7 +174,7 @@ def test_401_stops_at_once_with_exit_4_and_sends_nothing(
     stub_env(root, stub.url, api_key="SG.revoked-key")
     outcome = send(root, "--yes", "--no-sync")
     assert outcome.exit_code == 4
-    assert outcome.stderr == (
+    assert outcome.stderr == PLACEHOLDERS + (
         "error: SendGrid refused the API key (401: The provided authorization grant is "
         "invalid, expired, or revoked) — check SENDGRID_API_KEY in .env: it must be valid "
         "and have the Mail Send permission; nothing of this batch was sent\n"
@@ -214,7 +221,7 @@ def test_no_terminal_and_no_yes_refuses(tmp_path: Path, stub: SendGridStub) -> N
     root = workspace_with(tmp_path, stub, 2)
     outcome = send(root)
     assert outcome.exit_code == 1
-    assert outcome.stderr == (
+    assert outcome.stderr == PLACEHOLDERS + (
         "error: no terminal to confirm the send — run it with --yes to send without "
         "asking (as cron does)\n"
     )
@@ -377,7 +384,7 @@ def test_the_outbox_quick_start_needs_no_credentials(tmp_path: Path) -> None:
         "recipients  2 (2 active subscribers)",
         "sent 2, skipped 0, failed 0, unknown 0 in T s (2 files)",
     ]
-    assert outcome.stderr == (
+    assert outcome.stderr == PLACEHOLDERS + (
         "warning: NEWSLETTER_UNSUBSCRIBE_SECRET is not set: the outbox's unsubscribe links "
         "are signed with a throwaway key (set it in .env before a real send)\n"
     )
@@ -510,3 +517,18 @@ def test_only_sendgrid_can_hold_a_send(tmp_path: Path) -> None:
     root = sample_workspace(tmp_path / "ws")
     with pytest.raises(UserError, match="only SendGrid can hold a send until its time"):
         Sender(load_settings(root), "sample", SendOptions(send_at=1, batch_id="b"))
+
+
+def test_a_real_send_refuses_example_placeholders(tmp_path: Path, stub: SendGridStub) -> None:
+    root = workspace_with(tmp_path, stub, 2)
+    config = root / "newsletter.toml"
+    config.write_text(config.read_text().replace("allow_placeholders = true\n", ""))
+    outcome = send(root, "--yes", "--no-sync")
+    assert outcome.exit_code == 1
+    assert outcome.stderr.splitlines()[-1] == (
+        "error: issue 'sample' still has example placeholders: 11 article link(s) in issue.yaml,"
+        " [newsletter] unsubscribe_url in newsletter.toml, [newsletter] web_base_url in"
+        " newsletter.toml — replace them with real addresses, or rehearse with `--backend"
+        " outbox`; nothing was sent"
+    )
+    assert stub.accepted == []

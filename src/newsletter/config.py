@@ -85,6 +85,8 @@ class DeliverySection(_Section):
     max_lateness_hours: float = Field(6.0, gt=0)
     timezone: str | None = None
     via_sendgrid: bool = False
+    # Rehearsals against a stand-in server may send example.org placeholder links.
+    allow_placeholders: bool = False
 
 
 class PathsSection(_Section):

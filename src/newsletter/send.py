@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
+from urllib.parse import urlsplit
 
 from newsletter.delivery import Backend, BatchResult, Outcome, create_backend, resolve_name
 from newsletter.errors import (
@@ -139,6 +140,38 @@ class DryRun:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def refuse_placeholders(settings: Settings, build: Build, backend_name: str) -> None:
+    """example.org links must not reach subscribers; the outbox is a rehearsal, so it may."""
+    from newsletter.placeholders import is_placeholder
+
+    if backend_name == "outbox" or settings.file.delivery.allow_placeholders:
+        return
+    found = []
+    articles = sum(is_placeholder(article.url) for article in build.issue.articles())
+    if articles:
+        found.append(f"{articles} article link(s) in issue.yaml")
+    newsletter = settings.file.newsletter
+    for name in ("unsubscribe_url", "web_base_url"):
+        if _is_example_address(getattr(newsletter, name)):
+            found.append(f"[newsletter] {name} in newsletter.toml")
+    if found:
+        raise ChecksFailed(
+            f"issue {build.slug!r} still has example placeholders: {', '.join(found)}",
+            fix="replace them with real addresses, or rehearse with `--backend outbox`; "
+            "nothing was sent",
+        )
+
+
+def _is_example_address(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    reserved = ("example.org", "example.com", "example.net")  # RFC 2606
+    return (
+        host in reserved
+        or host.endswith(tuple(f".{name}" for name in reserved))
+        or (host.endswith((".example", ".invalid", ".test", ".localhost")))
+    )
 
 
 def build_for_sending(settings: Settings, slug: str) -> Build:
@@ -271,6 +304,8 @@ class Sender:
     def message(self) -> Message:
         if self._message is None:
             build = build_for_sending(self.settings, self.slug)
+            self.warnings += [f"[{f.code}] {f.message}" for f in build.findings]
+            refuse_placeholders(self.settings, build, self.backend_name)
             links = unsubscribe_links(
                 self.settings, self.backend_name, self.warnings, rehearsal=self._rehearsal
             )
