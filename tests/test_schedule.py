@@ -327,6 +327,19 @@ def test_an_issue_already_sent_is_not_scheduled(conn: sqlite3.Connection) -> Non
     assert caught.value.line().startswith("issue 'a' was already sent (3 sent)")
 
 
+def test_an_issue_whose_every_batch_failed_can_be_scheduled(conn: sqlite3.Connection) -> None:
+    """`send` retries failed recipients, so the schedule must not call the issue sent."""
+    insert_subscribers(conn, numbered(3))
+    ledger = Ledger(conn)
+    ledger.prepare("a")
+    batch = ledger.claim_batch("a", 1000)
+    assert batch is not None
+    ledger.mark_failed(batch.id, "400 Bad Request")
+    when = parse_send_time("2026-12-01 08:00", BERLIN, at("2026-11-01 00:00"))
+    assert schedule(conn, "a", when) is None
+    assert get_schedule(conn, "a") is not None
+
+
 def test_a_database_with_the_tables_from_before_the_migration_still_opens(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

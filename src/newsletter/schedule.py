@@ -139,7 +139,9 @@ def schedule(
 
     check_slug(slug)
     progress = issue_progress(conn, slug)
-    if progress.finished:
+    ledger = Ledger(conn)
+    # The same rule as `send`: failed recipients are tried again, so such an issue may be.
+    if ledger.is_complete(slug) and ledger.was_sent(slug):
         raise UserError(
             f"issue {slug!r} was already sent ({progress.describe()})",
             fix=f"nothing to schedule; `newsletter status {slug}` shows the details",
