@@ -532,3 +532,29 @@ def test_a_real_send_refuses_example_placeholders(tmp_path: Path, stub: SendGrid
         " outbox`; nothing was sent"
     )
     assert stub.accepted == []
+
+
+def test_sync_can_be_turned_off_in_the_settings(tmp_path: Path, stub: SendGridStub) -> None:
+    root = workspace_with(tmp_path, stub, 2, "sync_suppressions = false")
+    outcome = send(root, "--yes")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert "synced suppressions" not in outcome.stdout
+    assert [r.path for r in stub.requests] == ["/v3/mail/send"]
+
+
+def test_a_refused_key_and_a_missing_permission_say_different_things() -> None:
+    from newsletter.delivery.sendgrid import refused
+
+    bad_key = refused(401, "authorization required", "list /v3/suppression/bounces", "X")
+    assert bad_key.line() == (
+        "SendGrid refused the API key for list /v3/suppression/bounces (401: authorization"
+        " required) — check SENDGRID_API_KEY in .env: the key is wrong, expired or revoked"
+    )
+    no_scope = refused(
+        403, "access forbidden", "list /v3/suppression/bounces", "Suppressions: Read"
+    )
+    assert no_scope.line() == (
+        "the API key may not list /v3/suppression/bounces (403: access forbidden) — give the key"
+        " the Suppressions: Read permission in SendGrid's API key settings"
+    )
+    assert bad_key.exit_code == no_scope.exit_code == 4

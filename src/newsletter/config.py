@@ -85,6 +85,9 @@ class DeliverySection(_Section):
     max_lateness_hours: float = Field(6.0, gt=0)
     timezone: str | None = None
     via_sendgrid: bool = False
+    # false: `send` (and cron) skip SendGrid's suppression lists, for a key without
+    # Suppressions: Read; run `newsletter subscribers sync` another way then.
+    sync_suppressions: bool = True
     # Rehearsals against a stand-in server may send example.org placeholder links.
     allow_placeholders: bool = False
 

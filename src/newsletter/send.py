@@ -329,7 +329,8 @@ class Sender:
         self._refuse_if_finished(ledger)
         message = self.message
         backend = self.backend
-        report = self._sync() if self.options.sync and self.backend_name == "sendgrid" else None
+        sync = self.options.sync and self.settings.file.delivery.sync_suppressions
+        report = self._sync() if sync and self.backend_name == "sendgrid" else None
         with _rolled_back(self.conn):
             rehearsal = Ledger(self.conn)
             self._requeue(rehearsal)

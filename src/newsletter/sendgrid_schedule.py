@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.db import transaction, utc_now
+from newsletter.delivery.sendgrid import error_text, masked, refused
 from newsletter.due_lock import due_lock
-from newsletter.errors import AuthError, ConfigError, DeliveryError, UserError
+from newsletter.errors import ConfigError, DeliveryError, UserError
 from newsletter.ledger import Ledger
 from newsletter.schedule import (
     Schedule,
@@ -102,20 +103,16 @@ class SendGridBatches:
             response = request()
         except exceptions.HTTPError as exc:
             status = int(exc.status_code)
-            text = self._masked(_error_text(exc.body)) or "no details given"
+            text = masked(error_text(exc.body), self._key) or "no details given"
             if status in (401, 403):
-                raise AuthError(
-                    f"SendGrid refused the API key for {what} ({status}: {text})",
-                    fix="check SENDGRID_API_KEY in .env: it needs the Mail Send and "
-                    "Scheduled Sends permissions",
-                ) from None
+                raise refused(status, text, what, "Mail Send and Scheduled Sends") from None
             raise DeliveryError(
                 f"SendGrid answered {status} to {what}: {text}", where=self.host
             ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise DeliveryError(
-                f"cannot reach SendGrid for {what} ({self._masked(str(reason))})",
+                f"cannot reach SendGrid for {what} ({masked(str(reason), self._key)})",
                 where=self.host,
                 fix="check SENDGRID_API_HOST and the network, then try again",
             ) from None
@@ -126,20 +123,6 @@ class SendGridBatches:
             return json.loads(raw)
         except ValueError:
             return None
-
-    def _masked(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
-
-
-def _error_text(body: bytes | str | None) -> str:
-    if not body:
-        return ""
-    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    try:
-        errors = json.loads(raw)["errors"]
-        return "; ".join(str(error.get("message", "")).strip() for error in errors)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return " ".join(raw.split())[:300]
 
 
 def sendgrid_batches_for(settings: Settings) -> BatchClient:

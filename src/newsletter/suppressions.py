@@ -11,8 +11,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from newsletter.delivery.sendgrid import DEFAULT_TIMEOUT, error_text, masked, quiet_client_loggers
-from newsletter.errors import AuthError, ConfigError, DeliveryError
+from newsletter.delivery.sendgrid import (
+    DEFAULT_TIMEOUT,
+    error_text,
+    masked,
+    quiet_client_loggers,
+    refused,
+)
+from newsletter.errors import ConfigError, DeliveryError
 from newsletter.subscribers import BOUNCED, COMPLAINED, UNSUBSCRIBED, SubscriberStore
 
 PAGE_SIZE = 500  # the largest page the suppression endpoints allow
@@ -83,22 +89,20 @@ class SuppressionClient:
             raise DeliveryError(
                 f"cannot read /v3/{path} ({masked(str(exc), self._key)})",
                 where=self.host,
-                fix="check the network and SENDGRID_API_HOST, or send with --no-sync",
+                fix="check the network and SENDGRID_API_HOST, or send with --no-sync"
+                " ([delivery] sync_suppressions = false for cron)",
             ) from None
         return list(response.to_dict or [])
 
     def _refused(self, path: str, status: int, body: bytes | None) -> Exception:
         text = masked(error_text(body), self._key) or "no details given"
         if status in (401, 403):
-            return AuthError(
-                f"SendGrid refused to list /v3/{path} ({status}: {text})",
-                fix="the API key needs read access to suppressions (Suppressions: Read) "
-                "for `subscribers sync`; or send with --no-sync",
-            )
+            return refused(status, text, f"list /v3/{path}", "Suppressions: Read")
         return DeliveryError(
             f"SendGrid answered {status} to GET /v3/{path}: {text}",
             where=self.host,
-            fix="try again later, or send with --no-sync",
+            fix="try again later, or send with --no-sync ([delivery] sync_suppressions = false"
+            " for cron)",
         )
 
 

@@ -83,6 +83,7 @@ categories = ["newsletter"]
 max_lateness_hours = 6    # cron does not send an issue later than this; send it by hand
 # timezone = "Europe/Berlin"  # for `newsletter schedule --at` without --tz (default: the system's)
 via_sendgrid = false      # true: `send --due` hands issues to SendGrid ahead, with send_at
+sync_suppressions = true  # false: skip SendGrid's suppression lists before sending
 """
 
 ISSUE_SKELETON = """\

@@ -64,6 +64,19 @@ def masked(text: str, secret: str) -> str:
     return text
 
 
+def refused(status: int, text: str, what: str, permission: str) -> AuthError:
+    """401 and 403 need different fixes: a bad key, or a good key lacking a permission."""
+    if status == 401:
+        return AuthError(
+            f"SendGrid refused the API key for {what} (401: {text})",
+            fix="check SENDGRID_API_KEY in .env: the key is wrong, expired or revoked",
+        )
+    return AuthError(
+        f"the API key may not {what} (403: {text})",
+        fix=f"give the key the {permission} permission in SendGrid's API key settings",
+    )
+
+
 def error_text(body: bytes | str | None) -> str:
     """SendGrid's errors as one line: "message (field); message"."""
     if not body:
