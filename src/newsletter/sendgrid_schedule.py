@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.db import transaction, utc_now
-from newsletter.delivery.sendgrid import error_text, masked, refused
+from newsletter.delivery.sendgrid import api_key, error_text, masked, refused
 from newsletter.due_lock import due_lock
-from newsletter.errors import ConfigError, DeliveryError, UserError
+from newsletter.errors import DeliveryError, UserError
 from newsletter.ledger import Ledger
 from newsletter.schedule import (
     Schedule,
@@ -126,14 +126,10 @@ class SendGridBatches:
 
 
 def sendgrid_batches_for(settings: Settings) -> BatchClient:
-    key = settings.secrets.sendgrid_api_key
-    if key is None:
-        raise ConfigError(
-            "SENDGRID_API_KEY is not set: scheduling through SendGrid needs it",
-            where=".env",
-            fix="add the key to .env (see .env.example), or schedule without --via-sendgrid",
-        )
-    return SendGridBatches(key.get_secret_value(), settings.secrets.sendgrid_api_host)
+    key = api_key(
+        settings, "; scheduling through SendGrid needs it, or schedule without --via-sendgrid"
+    )
+    return SendGridBatches(key, settings.secrets.sendgrid_api_host)
 
 
 # --------------------------------------------------------------------------- hand-over

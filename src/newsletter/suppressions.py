@@ -13,12 +13,13 @@ from typing import Any
 
 from newsletter.delivery.sendgrid import (
     DEFAULT_TIMEOUT,
+    api_key,
     error_text,
     masked,
     quiet_client_loggers,
     refused,
 )
-from newsletter.errors import ConfigError, DeliveryError
+from newsletter.errors import DeliveryError
 from newsletter.subscribers import BOUNCED, COMPLAINED, UNSUBSCRIBED, SubscriberStore
 
 PAGE_SIZE = 500  # the largest page the suppression endpoints allow
@@ -137,11 +138,5 @@ def sync_suppressions(
 
 
 def client_for(settings: Any) -> SuppressionClient:
-    key = settings.secrets.sendgrid_api_key
-    if key is None:
-        raise ConfigError(
-            "SENDGRID_API_KEY is not set",
-            where=".env",
-            fix="add the key to .env (see .env.example); sync reads SendGrid's suppression lists",
-        )
-    return SuppressionClient(key.get_secret_value(), settings.secrets.sendgrid_api_host)
+    key = api_key(settings, "; sync reads SendGrid's suppression lists")
+    return SuppressionClient(key, settings.secrets.sendgrid_api_host)

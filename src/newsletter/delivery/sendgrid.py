@@ -273,16 +273,21 @@ class SendGridBackend:
         self._notify(f"{reason}; retrying in {seconds:.1f} s")
 
 
-def create(settings: Settings, notify: Notify) -> SendGridBackend:
+def api_key(settings: Settings, otherwise: str) -> str:
+    """The SendGrid key from the environment or .env; `otherwise` completes the fix."""
     key = settings.secrets.sendgrid_api_key
     if key is None:
         raise ConfigError(
             "SENDGRID_API_KEY is not set",
             where=".env",
-            fix="add the key to .env (see .env.example), or send with --backend outbox",
+            fix=f"add the key to .env (see .env.example){otherwise}",
         )
+    return key.get_secret_value()
+
+
+def create(settings: Settings, notify: Notify) -> SendGridBackend:
     return SendGridBackend(
-        key.get_secret_value(),
+        api_key(settings, ", or send with --backend outbox"),
         settings.secrets.sendgrid_api_host,
         batch_size=settings.file.delivery.batch_size,
         notify=notify,
