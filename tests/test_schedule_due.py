@@ -195,7 +195,7 @@ def test_send_due_accepts_yes_since_it_never_asks(root: Path) -> None:
 def test_two_runs_at_once_send_each_subscriber_the_issue_exactly_once(tmp_path: Path) -> None:
     """Two real processes start together, as when a slow run meets the next cron tick."""
     with StubProcess(port_file=tmp_path / "stub.port") as stub:
-        stub.configure(delay=0.1)  # each request takes a while: the runs overlap for sure
+        stub.configure(delay=0.3)  # 15 requests take 4.5 s: the runs overlap even on a busy CI
         root = sample_workspace(tmp_path / "ws", "batch_size = 2")
         stub_env(root, stub.url)
         emails = numbered(30)
