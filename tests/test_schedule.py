@@ -456,3 +456,14 @@ def test_a_send_killed_mid_batch_is_due_again(conn: sqlite3.Connection) -> None:
     ledger.prepare("a")
     assert ledger.claim_batch("a", 2) is not None  # `sending`, and then the process died
     assert _statuses(conn, at("2026-12-01 07:30")) == {"a": Status.DUE}
+
+
+def test_wall_clock_names_a_zone_once_when_its_abbreviation_is_its_name() -> None:
+    from zoneinfo import ZoneInfo
+
+    from newsletter.send_time import wall_clock
+
+    moment = dt.datetime(2026, 12, 1, 8, 0, tzinfo=ZoneInfo("UTC"))
+    assert wall_clock(moment, "UTC") == "2026-12-01 08:00 UTC"
+    berlin = moment.astimezone(ZoneInfo("Europe/Berlin"))
+    assert wall_clock(berlin, "Europe/Berlin") == "2026-12-01 09:00 CET Europe/Berlin"

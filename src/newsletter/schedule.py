@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from newsletter.db import open_database, transaction, utc_now
 from newsletter.errors import UserError
 from newsletter.ledger import Ledger
-from newsletter.send_time import UTC, SendTime, aware_utc, span
+from newsletter.send_time import UTC, SendTime, aware_utc, span, wall_clock
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -84,9 +84,7 @@ class Schedule:
 
     def describe(self) -> str:
         """Local time and zone: "2026-12-01 08:00 CET Europe/Berlin", "2026-12-01 08:00 UTC"."""
-        local = self.local
-        zone = "" if local.tzname() == self.zone else f" {self.zone}"
-        return f"{local:%Y-%m-%d %H:%M %Z}{zone}"
+        return wall_clock(self.local, self.zone)
 
     @property
     def submitted(self) -> bool:

@@ -321,3 +321,9 @@ def span(delta: dt.timedelta) -> str:
     if minutes:
         return f"{minutes} min"
     return f"{secs} s"
+
+
+def wall_clock(local: dt.datetime, zone: str) -> str:
+    """ "2026-12-01 08:00 CET Europe/Berlin"; "2026-12-01 08:00 UTC" when the two agree."""
+    name = "" if local.tzname() == zone else f" {zone}"
+    return f"{local:%Y-%m-%d %H:%M %Z}{name}"

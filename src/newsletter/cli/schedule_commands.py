@@ -73,7 +73,7 @@ def schedule_command(
         raise typer.BadParameter("name the issue, or use --list", param_hint="SLUG")
     from newsletter.issue import ISSUE_FILE
     from newsletter.schedule import open_schedule_database, schedule
-    from newsletter.send_time import parse_send_time, resolve_zone, span, system_clock
+    from newsletter.send_time import parse_send_time, resolve_zone, span, system_clock, wall_clock
 
     workspace = settings(ctx)
     issue_file = workspace.issue_dir(slug) / ISSUE_FILE
@@ -102,7 +102,7 @@ def schedule_command(
     if when.notice:
         warn(when.notice)
     info(
-        f"scheduled {slug} for {when.local:%Y-%m-%d %H:%M %Z} {zone.name} "
+        f"scheduled {slug} for {wall_clock(when.local, zone.name)} "
         f"({origin}) = {when.utc:%Y-%m-%d %H:%M} UTC, "
         f"in {span(when.utc - now)}"
     )
@@ -170,7 +170,7 @@ def format_entries(entries: list[Entry]) -> list[str]:
     rows = [
         (
             entry.issue,
-            f"{entry.schedule.local:%Y-%m-%d %H:%M %Z} {entry.schedule.zone}",
+            entry.schedule.describe(),
             f"{entry.schedule.send_at:%Y-%m-%d %H:%M} UTC",
             "sendgrid" if entry.schedule.via_sendgrid else "cron",
             f"{entry.status.value}: {entry.detail}",
