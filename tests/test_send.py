@@ -558,3 +558,17 @@ def test_a_refused_key_and_a_missing_permission_say_different_things() -> None:
         " the Suppressions: Read permission in SendGrid's API key settings"
     )
     assert bad_key.exit_code == no_scope.exit_code == 4
+
+
+def test_the_backend_option_offers_exactly_the_registered_backends() -> None:
+    from newsletter import delivery
+
+    offered = {name.value for name in send_commands.BackendName}
+    assert offered == {"auto", *delivery.names()}
+
+
+def test_an_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    outcome = run(root, "send", "sample", "--backend", "bogus")
+    assert outcome.exit_code == 2
+    assert "'bogus' is not one of 'auto', 'sendgrid', 'smtp', 'outbox'" in outcome.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import typer
@@ -11,6 +12,16 @@ import typer
 from newsletter.cli.app import app, info, settings, warn
 from newsletter.cli.subscriber_commands import subscribers_app
 from newsletter.errors import DeliveryError, UserError
+
+
+class BackendName(StrEnum):
+    """The registered backends (newsletter.delivery); a name outside them is a usage error."""
+
+    AUTO = "auto"
+    SENDGRID = "sendgrid"
+    SMTP = "smtp"
+    OUTBOX = "outbox"
+
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -37,7 +48,7 @@ def send(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Build and check every request; send nothing, change nothing."
     ),
-    backend: str | None = typer.Option(
+    backend: BackendName | None = typer.Option(
         None,
         "--backend",
         help="sendgrid, smtp or outbox (default: [delivery] backend; "
@@ -88,12 +99,15 @@ def send(
         raise typer.BadParameter("give the issue to send, e.g. `newsletter send 2026-12-01`")
     workspace = settings(ctx)
     if test:
-        _send_test(workspace, slug, test, backend)
+        _send_test(workspace, slug, test, backend and backend.value)
         return
     from newsletter.send import Sender, SendOptions
 
     options = SendOptions(
-        backend=backend, resend=resend, resend_unknown=resend_unknown, sync=not no_sync
+        backend=backend and backend.value,
+        resend=resend,
+        resend_unknown=resend_unknown,
+        sync=not no_sync,
     )
     with Sender(workspace, slug, options) as sender:
         if dry_run:
