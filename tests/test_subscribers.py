@@ -12,12 +12,12 @@ import pytest
 
 from newsletter.db import open_database
 from newsletter.errors import UserError
+from newsletter.message import display_name
 from newsletter.subscribers import (
     InvalidAddress,
     RowProblem,
     SubscriberStore,
     normalize_email,
-    safe_display_name,
 )
 from tests._workspace import generate_csv, write_csv
 
@@ -73,18 +73,18 @@ def test_invalid_addresses_say_why(raw: str, reason: str) -> None:
     assert str(error.value) == reason
 
 
-def test_safe_name_strips_what_sendgrid_refuses_in_to_name() -> None:
-    assert safe_display_name("Smith, Ann; PhD\r\nBcc: x@example.org") == (
+def test_the_name_sent_drops_what_sendgrid_refuses_in_to_name() -> None:
+    assert display_name('Smith, Ann; "PhD"\r\nBcc: x@example.org') == (
         "Smith Ann PhD Bcc: x@example.org"
     )
-    assert safe_display_name(" ; , ") is None
-    assert safe_display_name(None) is None
+    assert display_name(" ; , ") is None
+    assert display_name(None) is None
 
 
 def test_names_are_stored_as_given(store: SubscriberStore) -> None:
     subscriber = store.add("bob@example.org", "Smith, Bob", {"city": "Tirana"})
     assert subscriber.name == "Smith, Bob"
-    assert subscriber.safe_name == "Smith Bob"
+    assert display_name(subscriber.name) == "Smith Bob"
     assert subscriber.fields == {"city": "Tirana"}
 
 

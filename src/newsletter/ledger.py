@@ -30,7 +30,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from newsletter.db import deferred_sync, transaction, utc_now
-from newsletter.subscribers import safe_display_name
 
 PENDING = "pending"
 SENDING = "sending"
@@ -59,11 +58,6 @@ class Recipient:
     name: str | None
     first_name: str | None
     fields: dict[str, str]
-
-    @property
-    def safe_name(self) -> str | None:
-        """The name fit for an email header / SendGrid's `to.name` (no `;` `,` CR LF)."""
-        return safe_display_name(self.name)
 
 
 @dataclass(frozen=True)

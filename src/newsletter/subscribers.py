@@ -7,7 +7,7 @@ case, the local part included: RFC 5321 lets a mailbox be case-sensitive, but no
 provider we send to treats it so, and a double send costs more than a merged address.
 Nothing else is rewritten (no Gmail dot or +tag folding).
 
-Names are stored exactly as given; `safe_name` / `safe_display_name` give the form that
+Names are stored exactly as given; `message.display_name` gives the form that
 may go into an email header (SendGrid refuses `;` and `,` in `to.name`).
 """
 
@@ -112,14 +112,6 @@ def lookup_key(raw: str) -> str:
         return raw.strip().lower()
 
 
-def safe_display_name(name: str | None) -> str | None:
-    """`name` without `;` `,` or control characters (CR, LF ...); None if nothing is left."""
-    if name is None:
-        return None
-    cleaned = " ".join(_UNSAFE_NAME.sub(" ", name).split())
-    return cleaned or None
-
-
 @dataclass(frozen=True)
 class Subscriber:
     id: int
@@ -132,10 +124,6 @@ class Subscriber:
     source: str | None
     created: str
     updated: str
-
-    @property
-    def safe_name(self) -> str | None:
-        return safe_display_name(self.name)
 
 
 @dataclass(frozen=True)
