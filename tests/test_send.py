@@ -345,7 +345,15 @@ def test_test_send_goes_to_the_address_only_and_is_recorded_nowhere(
 ) -> None:
     root = workspace_with(tmp_path, stub, 3)
     outcome = run(
-        root, "send", "sample", "--test", "Me@Example.org", "--test", "reader000001@example.org"
+        root,
+        "send",
+        "sample",
+        "--test",
+        "Me@Example.org",
+        "--test",
+        "reader000001@example.org",
+        "--test",
+        "ME@example.org",
     )
     assert outcome.exit_code == 0, outcome.stderr
     assert outcome.stdout == (

@@ -606,6 +606,14 @@ class Sender:
             )
 
 
+def first_of_each(addresses: Sequence[str]) -> list[str]:
+    """The addresses without repeats that differ only in case, as first written."""
+    unique: dict[str, str] = {}
+    for address in addresses:
+        unique.setdefault(address.strip().lower(), address.strip())
+    return list(unique.values())
+
+
 def send_test(
     settings: Settings, slug: str, addresses: Sequence[str], backend_name: str | None = None
 ) -> tuple[Backend, BatchResult]:
@@ -628,7 +636,7 @@ def send_test(
     try:
         store = SubscriberStore(conn)
         recipients = []
-        for address in {address.lower(): address for address in checked}.values():
+        for address in first_of_each(checked):
             known = store.get(address)
             recipients.append(
                 Recipient(known.id, address, known.name, known.first_name, known.fields)

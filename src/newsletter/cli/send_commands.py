@@ -184,10 +184,10 @@ def sync(ctx: typer.Context) -> None:
 
 
 def _send_test(workspace: Settings, slug: str, addresses: list[str], backend: str | None) -> None:
-    from newsletter.send import send_test
+    from newsletter.send import first_of_each, send_test
 
     used, _ = send_test(workspace, slug, addresses, backend)
-    who = ", ".join(addresses)
+    who = ", ".join(first_of_each(addresses))
     info(f"sent a test of {slug} to {who} via {used.describe()}; nothing recorded as sent")
 
 
