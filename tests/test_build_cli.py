@@ -322,3 +322,14 @@ def test_init_keeps_files_already_there(tmp_path: Path) -> None:
     assert "created " + str(root / "templates" / "newsletter.mjml.j2") not in outcome.stdout
     assert (root / "templates" / "partials" / "footer.mjml.j2").is_file()
     assert not (root / "templates" / "preview").exists()
+
+
+def test_an_issue_file_that_is_a_folder(workspace: Path) -> None:
+    issue = _issue(workspace)
+    issue.unlink()
+    issue.mkdir()
+    outcome = run(workspace, "build", "sample")
+    assert outcome.exit_code == 1
+    assert outcome.stderr == (
+        f"error: {issue}: is a folder, not a file — start the issue with `newsletter new SLUG`\n"
+    )

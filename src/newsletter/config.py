@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from newsletter.errors import ConfigError
+from newsletter.textfile import read_utf8
 
 CONFIG_FILE = "newsletter.toml"
 WORKSPACE_ENV = "NEWSLETTER_WORKSPACE"
@@ -187,20 +188,9 @@ def load_settings(workspace: Path | None = None, environ: dict[str, str] | None 
 
 
 def _load_file(path: Path) -> FileSettings:
+    text = read_utf8(path, ConfigError, "create it with `newsletter init`")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError):
-        raise ConfigError(
-            "file not found", where=path, fix="create it with `newsletter init`"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"not UTF-8 text (byte {exc.start})", where=path, fix="save the file as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read it ({exc.strerror})", where=path, fix="check the file's permissions"
-        ) from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"not valid TOML ({exc})", where=path, fix="correct the syntax at that line"

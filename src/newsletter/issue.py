@@ -24,6 +24,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from newsletter.errors import IssueFileError
 from newsletter.sanitize import strip_tags
+from newsletter.textfile import read_utf8
 
 ISSUE_FILE = "issue.yaml"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -166,16 +167,7 @@ def check_slug(slug: str) -> str:
 
 def read_document(path: Path) -> CommentedMap:
     """The raw round-trip document (comments, order and unknown keys intact)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise IssueFileError(
-            "file not found", where=path, fix="start the issue with `newsletter new SLUG`"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise IssueFileError(
-            f"not UTF-8 text (byte {exc.start})", where=path, fix="save the file as UTF-8"
-        ) from None
+    text = read_utf8(path, IssueFileError, "start the issue with `newsletter new SLUG`")
     try:
         data = _yaml().load(text)
     except MarkedYAMLError as exc:
