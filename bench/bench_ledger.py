@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from newsletter.audience.store import SubscriberStore
 from newsletter.db import open_database, transaction
-from newsletter.ledger import Ledger
-from newsletter.subscribers import SubscriberStore
+from newsletter.deliver.ledger import Ledger
 
 ISSUE = "bench"
 

@@ -40,9 +40,9 @@ GOAL_RSS_RATIO = 1.2
 def make_workspace(root: Path, rows: int) -> Path:
     import shutil
 
+    from newsletter.audience.store import SubscriberStore
     from newsletter.config import load_settings
     from newsletter.db import open_database
-    from newsletter.subscribers import SubscriberStore
 
     root.mkdir(parents=True)
     config = (REPO / "newsletter.toml").read_text(encoding="utf-8")
@@ -68,7 +68,7 @@ def make_workspace(root: Path, rows: int) -> Path:
 def child(workspace: Path) -> None:
     """Run one send (as `newsletter send sample --yes --no-sync` does) and print its figures."""
     from newsletter.config import load_settings
-    from newsletter.send import Sender, SendOptions
+    from newsletter.deliver.sender import Sender, SendOptions
 
     started = time.perf_counter()
     settings = load_settings(workspace)

@@ -1,7 +1,7 @@
 """Per-field accuracy of `newsletter add`'s metadata on the shared fixtures, beside its peers.
 
-Pages: ours (newsletter.sources.html.page_metadata) vs trafilatura.extract_metadata.
-Feeds: ours (newsletter.sources.feed.feed_items) vs feedparser used directly.
+Pages: ours (newsletter.collect.readers.html.page_metadata) vs trafilatura.extract_metadata.
+Feeds: ours (newsletter.collect.readers.feed.feed_items) vs feedparser used directly.
 Expected values: bench/expected_metadata.json, recorded by reading the raw files.
 
     python bench/metadata_accuracy.py [--shared ../shared] [--details]
@@ -72,8 +72,8 @@ def correct(field: str, got: Any, expected: Any) -> bool:
 
 
 def ours_page(raw: bytes, url: str | None) -> Record:
-    from newsletter.sources import decode
-    from newsletter.sources.html import page_metadata
+    from newsletter.collect.readers.base import decode
+    from newsletter.collect.readers.html import page_metadata
 
     meta = page_metadata(decode(raw), url)
     return {field: getattr(meta, field) for field in FIELDS}
@@ -96,8 +96,8 @@ def trafilatura_page(raw: bytes, url: str | None) -> Record:
 
 
 def ours_feed(raw: bytes, url: str | None, name: str) -> list[Record]:
-    from newsletter.sources import Document
-    from newsletter.sources.feed import feed_items
+    from newsletter.collect.readers.base import Document
+    from newsletter.collect.readers.feed import feed_items
 
     items, _ = feed_items(Document(location=name, content=raw, base_url=url))
     return [{field: getattr(item, field) for field in FIELDS} for item in items]

@@ -7,11 +7,11 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from newsletter.audience.unsubscribe import UnsubscribeLinks
 from newsletter.config import Settings, load_settings
 from newsletter.db import open_database, transaction
-from newsletter.ledger import Recipient
-from newsletter.message import Address, Message
-from newsletter.unsubscribe import UnsubscribeLinks
+from newsletter.deliver.ledger import Recipient
+from newsletter.deliver.message import Address, Message
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "test-unsubscribe-secret-0123456789"
@@ -117,7 +117,7 @@ def simple_message(
 
 def ledger_states(root: Path, issue: str) -> dict[str, str]:
     """email -> state of every ledger row of the issue."""
-    from newsletter.ledger import STATES, Ledger
+    from newsletter.deliver.ledger import STATES, Ledger
 
     conn = database(root)
     try:

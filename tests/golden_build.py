@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from newsletter.build import REPORT, make_build, write_build
+from newsletter.build.output import REPORT, make_build, write_build
 from newsletter.config import load_settings
 
 REPO = Path(__file__).resolve().parent.parent

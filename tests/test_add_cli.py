@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from newsletter.ledger import Ledger
-from newsletter.subscribers import SubscriberStore
+from newsletter.audience.store import SubscriberStore
+from newsletter.deliver.ledger import Ledger
 from tests._cli import run
 from tests._local_site import Route, closed_port_url, local_site
 from tests._paths import fixture, page_dump

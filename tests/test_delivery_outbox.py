@@ -9,8 +9,8 @@ from typing import cast
 
 import pytest
 
-from newsletter.delivery import Outcome
-from newsletter.delivery.outbox import OutboxBackend, file_name
+from newsletter.deliver.backends import Outcome
+from newsletter.deliver.backends.outbox import OutboxBackend, file_name
 from newsletter.errors import DeliveryError
 from tests._sending import recipient, simple_message
 

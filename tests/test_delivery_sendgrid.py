@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from newsletter.delivery import Outcome
-from newsletter.delivery.sendgrid import SendGridBackend
+from newsletter.deliver.backends import Outcome
+from newsletter.deliver.backends.sendgrid.mail import SendGridBackend
+from newsletter.deliver.message import Message
 from newsletter.errors import AuthError, ConfigError, DeliveryError
-from newsletter.message import Message
 from tests._sending import recipient, simple_message
 from tests.sendgrid_stub import (
     TEST_API_KEY,

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from newsletter.delivery import Outcome
-from newsletter.delivery.smtp import SMTPBackend
+from newsletter.deliver.backends import Outcome
+from newsletter.deliver.backends.smtp import SMTPBackend
 from newsletter.errors import AuthError, DeliveryError
 from tests._sending import recipient, simple_message
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from newsletter.build import make_build
+from newsletter.build.output import make_build
 from newsletter.config import load_settings
 
 ATTACKS = [

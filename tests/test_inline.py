@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from newsletter.inline import inline_css
+from newsletter.build.inline import inline_css
 
 PAGE = """<!doctype html>
 <html lang="en"><head><title>t</title>

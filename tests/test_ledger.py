@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import ledger as states
+from newsletter.audience.store import SubscriberStore
 from newsletter.db import MIGRATIONS, applied_migrations, open_database, transaction
+from newsletter.deliver import ledger as states
+from newsletter.deliver.ledger import Ledger
 from newsletter.errors import LockBusy, UserError
-from newsletter.ledger import Ledger
-from newsletter.subscribers import SubscriberStore
 from tests._workspace import insert_subscribers, numbered
 
 ISSUE = "2026-12-01"
@@ -375,7 +375,7 @@ SENDER = """
 import os, random, sys, time
 from pathlib import Path
 from newsletter.db import open_database
-from newsletter.ledger import Ledger
+from newsletter.deliver.ledger import Ledger
 
 db, log, issue = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 ledger = Ledger(open_database(db))

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-from newsletter.build import make_build, write_build
+from newsletter.build.output import make_build, write_build
 from newsletter.config import load_settings
 from newsletter.errors import UserError
-from newsletter.preview import (
+from newsletter.preview.screenshots import find_chromium
+from newsletter.preview.server import (
     PREVIEW_FILE,
     SAMPLE_VALUES,
     PreviewServer,
@@ -29,7 +30,6 @@ from newsletter.preview import (
     emulate_color_scheme,
     sample_headers,
 )
-from newsletter.screenshots import find_chromium
 from tests._cli import run
 
 WAIT_SECONDS = 15.0

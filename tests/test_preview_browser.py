@@ -19,16 +19,11 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from newsletter.build import make_build, write_build
+from newsletter.build.output import make_build, write_build
 from newsletter.config import load_settings
 from newsletter.errors import UserError
-from newsletter.preview import (
-    PREVIEW_FILE,
-    PreviewServer,
-    PreviewSession,
-    for_subscriber,
-)
-from newsletter.screenshots import SCALE, find_chromium, launch_browser, open_email
+from newsletter.preview.screenshots import SCALE, find_chromium, launch_browser, open_email
+from newsletter.preview.server import PREVIEW_FILE, PreviewServer, PreviewSession, for_subscriber
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.browser

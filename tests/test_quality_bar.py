@@ -9,10 +9,10 @@ import pytest
 from lxml import html as lxml_html
 
 from bench.twenty_stories import write_twenty_story_issue
-from newsletter.build import Build, make_build
-from newsletter.checks import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES
+from newsletter.build.checks import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES
+from newsletter.build.merge_tags import MERGE_TAGS
+from newsletter.build.output import Build, make_build
 from newsletter.config import load_settings
-from newsletter.merge_tags import MERGE_TAGS
 
 
 @pytest.fixture(params=["sample", "twenty"])

@@ -14,24 +14,24 @@ import pytest
 
 from newsletter import db
 from newsletter.db import open_database
+from newsletter.deliver.ledger import Ledger
 from newsletter.errors import UserError
-from newsletter.issue import Issue, load_send_at
-from newsletter.ledger import Ledger
-from newsletter.schedule import (
-    Status,
-    due_issues,
-    get_schedule,
-    list_schedules,
-    schedule,
-    unschedule,
-)
-from newsletter.send_time import (
+from newsletter.issue.model import Issue, load_send_at
+from newsletter.schedule.send_time import (
     Zone,
     issue_send_time,
     parse_send_time,
     resolve_zone,
     span,
     system_zone_name,
+)
+from newsletter.schedule.store import (
+    Status,
+    due_issues,
+    get_schedule,
+    list_schedules,
+    schedule,
+    unschedule,
 )
 from tests._sending import numbered
 from tests._workspace import insert_subscribers
@@ -461,7 +461,7 @@ def test_a_send_killed_mid_batch_is_due_again(conn: sqlite3.Connection) -> None:
 def test_wall_clock_names_a_zone_once_when_its_abbreviation_is_its_name() -> None:
     from zoneinfo import ZoneInfo
 
-    from newsletter.send_time import wall_clock
+    from newsletter.schedule.send_time import wall_clock
 
     moment = dt.datetime(2026, 12, 1, 8, 0, tzinfo=ZoneInfo("UTC"))
     assert wall_clock(moment, "UTC") == "2026-12-01 08:00 UTC"

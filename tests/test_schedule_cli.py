@@ -1,7 +1,7 @@
 """The schedule commands as a user runs them, and the cron run through the real delivery core.
 
 Commands that read the real clock get times relative to it; the cron run itself is given
-its clock. Sends go through `newsletter.send` and the official client to the local stub.
+its clock. Sends go through `newsletter.deliver.sender` and the official client to the local stub.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsletter.config import load_settings
-from newsletter.cron import ExitCode, Outcome, run_due
-from newsletter.schedule import open_schedule_database, schedule
-from newsletter.send_time import Zone, parse_send_time
+from newsletter.schedule.cron import ExitCode, Outcome, run_due
+from newsletter.schedule.send_time import Zone, parse_send_time
+from newsletter.schedule.store import open_schedule_database, schedule
 from tests._cli import run
 from tests._sending import (
     SECRET,

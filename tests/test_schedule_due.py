@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import load_settings
-from newsletter.due_lock import due_lock
-from newsletter.schedule import open_schedule_database, schedule
-from newsletter.send_time import Zone, parse_send_time
+from newsletter.schedule.due_lock import due_lock
+from newsletter.schedule.send_time import Zone, parse_send_time
+from newsletter.schedule.store import open_schedule_database, schedule
 from tests._cli import run
 from tests._sending import (
     API_KEY,

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import Settings, load_settings
-from newsletter.cron import ExitCode, run_due
-from newsletter.due_lock import due_lock
 from newsletter.errors import LockBusy, UserError
-from newsletter.schedule import (
+from newsletter.schedule.cron import ExitCode, run_due
+from newsletter.schedule.due_lock import due_lock
+from newsletter.schedule.handover import Handover, cancel
+from newsletter.schedule.send_time import parse_send_time
+from newsletter.schedule.store import (
     Status,
     get_schedule,
     list_schedules,
@@ -24,8 +26,6 @@ from newsletter.schedule import (
     schedule,
     unschedule,
 )
-from newsletter.send_time import parse_send_time
-from newsletter.sendgrid_schedule import Handover, cancel
 from tests.sendgrid_stub import (
     TEST_API_KEY,
     SendGridStub,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.cli import send_commands
+from newsletter.cli import deliver as deliver_cli
 from tests._cli import Outcome, run
 from tests._sending import (
     API_KEY,
@@ -232,7 +232,7 @@ def test_the_editor_confirms_on_a_terminal(
     tmp_path: Path, stub: SendGridStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = workspace_with(tmp_path, stub, 2)
-    monkeypatch.setattr(send_commands, "_interactive", lambda: True)
+    monkeypatch.setattr(deliver_cli, "_interactive", lambda: True)
     declined = send(root, input="n\n")
     assert declined.exit_code == 1
     assert declined.stdout.splitlines()[-2:] == [
@@ -320,7 +320,7 @@ def test_dry_run_reports_the_clip_limit_on_the_worst_case(
     tmp_path: Path, stub: SendGridStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = workspace_with(tmp_path, stub, 2)
-    monkeypatch.setattr("newsletter.send.TRACKED_LINK_CHARS", 5000)
+    monkeypatch.setattr("newsletter.deliver.sender.TRACKED_LINK_CHARS", 5000)
     outcome = send(root, "--dry-run")
     assert outcome.exit_code == 1
     assert re.search(
@@ -486,7 +486,7 @@ def test_an_empty_list_sends_nothing_and_says_how_to_fill_it(
 
 def test_a_run_that_found_nobody_does_not_count_as_sent(tmp_path: Path, stub: SendGridStub) -> None:
     from newsletter.config import load_settings
-    from newsletter.send import Sender, SendOptions
+    from newsletter.deliver.sender import Sender, SendOptions
 
     root = workspace_with(tmp_path, stub, 0)
     with Sender(load_settings(root), "sample", SendOptions(sync=False)) as sender:
@@ -504,7 +504,7 @@ def test_a_handover_holds_every_request_until_send_at_in_one_batch(
     import time
 
     from newsletter.config import load_settings
-    from newsletter.send import Sender, SendOptions
+    from newsletter.deliver.sender import Sender, SendOptions
 
     root = workspace_with(tmp_path, stub, 5, "batch_size = 2")
     send_at = int(time.time()) + 3600
@@ -519,8 +519,8 @@ def test_a_handover_holds_every_request_until_send_at_in_one_batch(
 
 def test_only_sendgrid_can_hold_a_send(tmp_path: Path) -> None:
     from newsletter.config import load_settings
+    from newsletter.deliver.sender import Sender, SendOptions
     from newsletter.errors import UserError
-    from newsletter.send import Sender, SendOptions
 
     root = sample_workspace(tmp_path / "ws")
     with pytest.raises(UserError, match="only SendGrid can hold a send until its time"):
@@ -551,7 +551,7 @@ def test_sync_can_be_turned_off_in_the_settings(tmp_path: Path, stub: SendGridSt
 
 
 def test_a_refused_key_and_a_missing_permission_say_different_things() -> None:
-    from newsletter.delivery.sendgrid import refused
+    from newsletter.deliver.backends.sendgrid.mail import refused
 
     bad_key = refused(401, "authorization required", "list /v3/suppression/bounces", "X")
     assert bad_key.line() == (
@@ -569,9 +569,9 @@ def test_a_refused_key_and_a_missing_permission_say_different_things() -> None:
 
 
 def test_the_backend_option_offers_exactly_the_registered_backends() -> None:
-    from newsletter import delivery
+    from newsletter.deliver import backends as delivery
 
-    offered = {name.value for name in send_commands.BackendName}
+    offered = {name.value for name in deliver_cli.BackendName}
     assert offered == {"auto", *delivery.names()}
 
 

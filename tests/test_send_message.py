@@ -9,14 +9,9 @@ from typing import Any, cast
 
 import pytest
 
+from newsletter.audience.unsubscribe import ONE_CLICK
+from newsletter.deliver.message import Address, SendGridRequest, mime_message, validate_body
 from newsletter.errors import UserError
-from newsletter.message import (
-    Address,
-    SendGridRequest,
-    mime_message,
-    validate_body,
-)
-from newsletter.unsubscribe import ONE_CLICK
 from tests._sending import recipient, simple_message
 from tests.sendgrid_stub import validate_mail_send
 

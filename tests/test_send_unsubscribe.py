@@ -6,8 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from newsletter.audience.unsubscribe import UnsubscribeLinks
 from newsletter.errors import ConfigError
-from newsletter.unsubscribe import UnsubscribeLinks
 from tests._sending import SECRET, links
 
 

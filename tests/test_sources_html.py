@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.collect.readers.base import ReadOptions, decode, read_source
+from newsletter.collect.readers.html import page_metadata
 from newsletter.errors import SourceError
-from newsletter.sources import ReadOptions, decode, read_source
-from newsletter.sources.html import page_metadata
 from tests._paths import fixture
 
 

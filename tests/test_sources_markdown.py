@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.collect.readers.base import ReadOptions, read_source
 from newsletter.errors import SourceError
-from newsletter.sources import ReadOptions, read_source
 
 
 def write(tmp_path: Path, text: str, name: str = "note.md") -> Path:

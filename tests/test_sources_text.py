@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.collect.readers.base import read_source
 from newsletter.errors import SourceError
-from newsletter.placeholders import placeholder_url
-from newsletter.sources import read_source
+from newsletter.issue.placeholders import placeholder_url
 from tests._paths import page_dump
 
 

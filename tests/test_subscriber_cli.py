@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.ledger import Ledger
-from newsletter.subscribers import SubscriberStore
+from newsletter.audience.store import SubscriberStore
+from newsletter.deliver.ledger import Ledger
 from tests._cli import run
 from tests._workspace import database, make_workspace, write_csv
 

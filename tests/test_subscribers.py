@@ -10,15 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.audience.store import InvalidAddress, RowProblem, SubscriberStore, normalize_email
 from newsletter.db import open_database
+from newsletter.deliver.message import display_name
 from newsletter.errors import UserError
-from newsletter.message import display_name
-from newsletter.subscribers import (
-    InvalidAddress,
-    RowProblem,
-    SubscriberStore,
-    normalize_email,
-)
 from tests._workspace import generate_csv, write_csv
 
 
@@ -421,7 +416,7 @@ _MEASURE_IMPORT = """
 import resource, sys
 from pathlib import Path
 from newsletter.db import open_database
-from newsletter.subscribers import SubscriberStore
+from newsletter.audience.store import SubscriberStore
 store = SubscriberStore(open_database(Path(sys.argv[2])))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 report = store.import_csv(Path(sys.argv[1]))

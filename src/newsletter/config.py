@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from newsletter.errors import ConfigError
-from newsletter.textfile import read_utf8
+from newsletter.files import read_utf8
 
 CONFIG_FILE = "newsletter.toml"
 WORKSPACE_ENV = "NEWSLETTER_WORKSPACE"

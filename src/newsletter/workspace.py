@@ -8,7 +8,7 @@ from pathlib import Path
 
 from newsletter.config import CONFIG_FILE, Settings
 from newsletter.errors import UserError
-from newsletter.issue import ISSUE_FILE, check_slug
+from newsletter.issue.model import ISSUE_FILE, check_slug
 
 ENV_EXAMPLE = """\
 # Copy to .env (never commit it) and fill in what you use.

@@ -1,11 +1,11 @@
-"""Command-line interface: thin commands over the core modules."""
+"""Command-line interface: one module per stage, each thin over the core packages."""
 
-from newsletter.cli import add_commands as add_commands
-from newsletter.cli import build_commands as build_commands
-from newsletter.cli import preview_commands as preview_commands
-from newsletter.cli import schedule_commands as schedule_commands
-from newsletter.cli import send_commands as send_commands
-from newsletter.cli import subscriber_commands as subscriber_commands
+from newsletter.cli import audience as audience
+from newsletter.cli import build as build
+from newsletter.cli import collect as collect
+from newsletter.cli import deliver as deliver
+from newsletter.cli import preview as preview
+from newsletter.cli import schedule as schedule
 from newsletter.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -1,0 +1,1 @@
+"""Who receives the newsletter: addresses, the subscriber store, CSV import, unsubscribe links."""

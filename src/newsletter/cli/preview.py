@@ -1,0 +1,94 @@
+"""The preview command: a live local preview, or screenshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from newsletter.cli.app import app, info, settings, warn
+
+
+@app.command()
+def preview(
+    ctx: typer.Context,
+    slug: str = typer.Argument(..., help="The issue to preview (a folder in issues/)."),
+    port: int = typer.Option(
+        8000,
+        "--port",
+        "-p",
+        min=0,
+        max=65535,
+        help="Port on 127.0.0.1; the next free one if taken; 0 = any.",
+    ),
+    open_browser: bool = typer.Option(False, "--open", help="Open the preview in a web browser."),
+    screenshot: Path | None = typer.Option(
+        None,
+        "--screenshot",
+        metavar="DIR",
+        help="Write PNGs at 600px, 375px and 600px dark into DIR and exit (headless Chromium).",
+    ),
+) -> None:
+    """Build, then serve a live preview on 127.0.0.1 that rebuilds and reloads when you save.
+
+    The page shows the email at desktop and mobile widths, in emulated dark mode, the
+    plain-text part, the HTML source, the headers, the size against Gmail's clip limit and
+    the checks. Every build also writes build/SLUG/preview.html, which needs no server.
+
+    Examples:
+
+        newsletter preview sample --open
+
+        newsletter preview sample --screenshot shots/
+    """
+    if screenshot is not None:
+        if open_browser:
+            raise typer.BadParameter("--open needs the server; leave it out with --screenshot")
+        _screenshots(ctx, slug, screenshot)
+        return
+    _serve(ctx, slug, port, open_browser)
+
+
+def _serve(ctx: typer.Context, slug: str, port: int, open_browser: bool) -> None:
+    from newsletter.preview.server import PreviewServer, PreviewSession
+
+    workspace = settings(ctx)
+    session = PreviewSession(workspace, slug, say=info, warn=warn)
+    session.start()
+    server = PreviewServer(session, port)
+    if port and server.port != port:
+        warn(f"port {port} is in use; using {server.port}")
+    folders = (workspace.issue_dir(slug), workspace.path("templates"))
+    watched = " or ".join(f"{_shown(folder, workspace.workspace)}/" for folder in folders)
+    info(
+        f"previewing {slug} at {server.url} — rebuilds when {watched} or newsletter.toml "
+        "change; Ctrl-C stops"
+    )
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        info("preview stopped")
+
+
+def _shown(path: Path, root: Path) -> Path:
+    return path.relative_to(root) if path.is_relative_to(root) else path
+
+
+def _screenshots(ctx: typer.Context, slug: str, directory: Path) -> None:
+    from newsletter.build.output import PREVIEW, make_build, write_build
+    from newsletter.preview.screenshots import find_chromium, take_screenshots
+
+    chromium = find_chromium()  # before building: a missing browser should fail fast
+    workspace = settings(ctx)
+    build = make_build(workspace, slug)
+    report = write_build(workspace, build) / PREVIEW
+    info(f"wrote {_shown(report, workspace.workspace)}")
+    for path in take_screenshots(build, directory, chromium):
+        info(f"wrote {path}")
+    errors = sum(finding.level == "error" for finding in build.findings)
+    if errors:
+        warn(f"{errors} check error(s): see the report or run `newsletter check {slug}`")

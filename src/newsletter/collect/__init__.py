@@ -1,0 +1,1 @@
+"""`newsletter add`: read sources and merge their articles into issue.yaml."""

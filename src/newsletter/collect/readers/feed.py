@@ -1,0 +1,240 @@
+"""RSS 2.0, RSS 1.0 (RDF) and Atom feeds through feedparser: the newest items become articles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import re
+from dataclasses import dataclass
+from html import unescape
+from typing import Any
+from urllib.parse import urljoin
+
+from newsletter.collect.readers.base import (
+    Document,
+    Found,
+    Reader,
+    cut_teaser,
+    first_of,
+    make_article,
+    plain_text,
+    squash,
+)
+from newsletter.errors import SourceError
+
+DEFAULT_LIMIT = 10
+TITLE_FROM_TEXT_MAX = 90
+FEED_ROOT = re.compile(rb"<(rss|feed|rdf:RDF)[\s>]", re.IGNORECASE)
+LEAD_PARAGRAPHS = 3
+IMAGE_KEYS = ("bigimage", "image", "smallimage", "thumbnail")
+# Bylines that name a role or a desk, not a person.
+NOT_A_PERSON = re.compile(r"^(staff|editor|admin|team|desk|newsroom|staff writer|web desk)$", re.I)
+
+
+class FeedReader(Reader):
+    name = "feed"
+    suffixes = (".rss", ".atom", ".rdf", ".xml", ".feed")
+    content_types = (
+        "application/rss+xml",
+        "application/atom+xml",
+        "application/rdf+xml",
+        "application/xml",
+        "text/xml",
+        "application/feed+json",
+    )
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return bool(FEED_ROOT.search(head))
+
+    def read(self, document: Document) -> list[Found]:
+        items, skipped = feed_items(document)
+        if skipped:
+            self.notes.append(f"{skipped} empty item(s) skipped (the feed is malformed)")
+        if self.options.since:
+            since = self.options.since
+            items = [item for item in items if item.date is not None and item.date >= since]
+            if not items:
+                self.notes.append(f"no item published on or after {since.isoformat()}")
+                return []
+        limit = self.options.limit if self.options.limit is not None else DEFAULT_LIMIT
+        return [_found(document, item) for item in items[:limit]]
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """Teaser-card fields of one feed item, as the feed gives them; None where it does not."""
+
+    title: str | None
+    teaser: str
+    image: str | None
+    url: str | None
+    date: dt.date | None
+    author: str | None
+
+
+def feed_items(document: Document) -> tuple[list[FeedItem], int]:
+    """The items, newest first, and how many empty (malformed) items were left out."""
+    import feedparser
+
+    headers = {"content-location": document.base_url} if document.base_url else {}
+    parsed = feedparser.parse(document.content, response_headers=headers)
+    entries = [entry for entry in parsed.entries if _has_content(entry)]
+    if not entries:
+        raise _empty_feed_error(document, parsed)
+    feed_author = _feed_author(parsed)
+    items = [
+        FeedItem(
+            title=plain_text(entry.get("title") or "") or None,
+            teaser=_teaser_of(entry),
+            image=_image_of(entry),
+            url=_link_of(entry),
+            date=_date_of(entry),
+            author=_author_of(entry) or feed_author,
+        )
+        for entry in entries
+    ]
+    return _newest_first(items), len(parsed.entries) - len(entries)
+
+
+def _found(document: Document, item: FeedItem) -> Found:
+    if item.url and not re.match(r"^https?://", item.url, re.IGNORECASE):
+        raise SourceError(
+            f"item links are relative ({item.url}) and the feed does not say its own address",
+            where=document.location,
+            fix="give the feed's address with --url",
+        )
+    title = item.title or _title_from(item.teaser)
+    fields = {
+        "title": title,
+        "url": item.url,
+        "teaser": item.teaser,
+        "image": {"src": item.image, "alt": title} if item.image else None,
+        "author": item.author,
+        "date": item.date,
+    }
+    return Found(article=make_article(document.location, fields))
+
+
+def _has_content(entry: Any) -> bool:
+    return bool(_link_of(entry) and (entry.get("title") or entry.get("summary")))
+
+
+def _empty_feed_error(document: Document, parsed: Any) -> SourceError:
+    if parsed.get("version"):
+        return SourceError(
+            "the feed has no items", where=document.location, fix="try again when it has news"
+        )
+    problem = parsed.get("bozo_exception")
+    reason = f" ({_first_line(problem)})" if problem else ""
+    return SourceError(
+        f"not an RSS or Atom feed{reason}",
+        where=document.location,
+        fix="give the feed's address (often /feed/ or /rss) or an article page",
+    )
+
+
+def _first_line(problem: object) -> str:
+    text = str(problem).strip().splitlines()
+    return text[0] if text else type(problem).__name__
+
+
+def _newest_first(items: list[FeedItem]) -> list[FeedItem]:
+    # Stable: items of the same day (or undated, which go last) keep the feed's order.
+    return sorted(items, key=lambda item: -item.date.toordinal() if item.date else 1)
+
+
+def _link_of(entry: Any) -> str | None:
+    # FeedBurner rewrites links through its tracker; origLink is the article itself.
+    link = first_of(entry.get("feedburner_origlink"), entry.get("link"))
+    if link:
+        return link
+    guid = entry.get("id") or ""
+    return guid if re.match(r"^https?://", guid) else None
+
+
+def _teaser_of(entry: Any) -> str:
+    summary = entry.get("summary") or ""
+    if not plain_text(summary):
+        contents = entry.get("content") or []
+        summary = contents[0].get("value", "") if contents else ""
+    return cut_teaser(plain_text(summary))
+
+
+def _title_from(teaser: str) -> str:
+    """Micro-posts have no title: their first words stand in for one."""
+    return cut_teaser(teaser.rstrip("…"), TITLE_FROM_TEXT_MAX) if teaser else ""
+
+
+def _image_of(entry: Any) -> str | None:
+    candidates: list[str] = []
+    candidates += [m.get("url", "") for m in entry.get("media_thumbnail") or []]
+    candidates += [
+        m.get("url", "")
+        for m in entry.get("media_content") or []
+        if m.get("medium") == "image" or str(m.get("type", "")).startswith("image/")
+    ]
+    candidates += [
+        link.get("href", "")
+        for link in entry.get("links") or []
+        if link.get("rel") == "enclosure" and str(link.get("type", "")).startswith("image/")
+    ]
+    candidates += [entry[key] for key in IMAGE_KEYS if isinstance(entry.get(key), str)]
+    candidates += _images_in_html(entry)
+    base = entry.get("link") or ""
+    for candidate in candidates:
+        src = urljoin(base, unescape(squash(candidate or "")))
+        if re.match(r"^https?://[^/\s]+\.[^/\s]+/", src) and not _is_tracking_pixel(src):
+            return src
+    return None
+
+
+def _images_in_html(entry: Any) -> list[str]:
+    """Images at the top of the item's HTML; one after a few paragraphs illustrates the text."""
+    html_parts = [entry.get("summary") or ""]
+    html_parts += [c.get("value", "") for c in entry.get("content") or []]
+    found = []
+    for html in html_parts:
+        for match in re.finditer(r"""<img[^>]+src=["']([^"']+)["']""", html, re.IGNORECASE):
+            if len(re.findall(r"<p[\s>]", html[: match.start()], re.IGNORECASE)) < LEAD_PARAGRAPHS:
+                found.append(match.group(1))
+    return found
+
+
+def _is_tracking_pixel(src: str) -> bool:
+    return "feeds.feedburner.com/" in src or "/~4/" in src
+
+
+def _author_of(entry: Any) -> str | None:
+    detail = entry.get("author_detail") or {}
+    name = first_of(detail.get("name"), entry.get("author"))
+    if not name:
+        return None
+    name = squash(re.sub(r"\S+@\S+", "", name).strip(" ()"))
+    if not name or "://" in name or NOT_A_PERSON.match(name):
+        return None
+    return name
+
+
+def _feed_author(parsed: Any) -> str | None:
+    # Atom says entries inherit the feed's author; in RSS the channel's is the publisher.
+    if not str(parsed.get("version", "")).startswith("atom"):
+        return None
+    detail = parsed.feed.get("author_detail") or {}
+    return _author_of({"author_detail": detail, "author": parsed.feed.get("author")})
+
+
+def _date_of(entry: Any) -> dt.date | None:
+    """The day as the publisher wrote it (feedparser's parsed stamps are shifted to UTC)."""
+    raw = entry.get("published") or entry.get("updated") or ""
+    try:
+        return email.utils.parsedate_to_datetime(raw).date()
+    except (TypeError, ValueError, IndexError):
+        pass
+    if match := re.match(r"^\s*(\d{4})-(\d{2})-(\d{2})", raw):
+        try:
+            return dt.date(*(int(part) for part in match.groups()))
+        except ValueError:
+            pass
+    stamp = entry.get("published_parsed") or entry.get("updated_parsed")
+    return dt.date(stamp.tm_year, stamp.tm_mon, stamp.tm_mday) if stamp else None

@@ -1,0 +1,1 @@
+"""Deliver a built issue: the message, the ledger, the sender, dry runs and test sends."""

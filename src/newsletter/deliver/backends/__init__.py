@@ -1,0 +1,109 @@
+"""Delivery backends behind one interface, registered by name.
+
+A backend takes a built `Message` and a batch of recipients and says what became of the
+batch as a whole; the caller records that in the ledger. A backend never touches the
+ledger, templates or issue files.
+
+Outcomes, and what the ledger does with them:
+
+- `SENT`: accepted by the service (`mark_sent`).
+- `FAILED`: refused for good, e.g. SendGrid's 400 (`mark_failed`; a rerun tries again).
+- `UNKNOWN`: the request may have been delivered but its answer was lost (`mark_unknown`).
+- `TOO_LARGE`: refused for its size before anything was delivered; the caller splits it.
+
+A backend raises `AuthError` when the credentials are refused and `DeliveryError` when it
+gave up on a fault it could retry; in both cases nothing of the batch was delivered.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from newsletter.errors import ConfigError
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.deliver.message import Message, RecipientLike
+
+AUTO = "auto"
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    TOO_LARGE = "too_large"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    outcome: Outcome
+    message_id: str | None = None
+    error: str | None = None
+    requests: int = 1  # requests (or messages, or files) that went out, retries included
+
+
+Notify = Callable[[str], None]
+
+
+class Backend(Protocol):
+    name: str
+    unit: str  # what `BatchResult.requests` counts: "request", "message" or "file"
+    max_batch_size: int
+    requests: int  # requests (or messages, or files) sent so far, retries included
+    # Seconds spent building payloads and talking to the service, for the summary.
+    timings: dict[str, float]
+
+    def send_batch(self, message: Message, recipients: Sequence[RecipientLike]) -> BatchResult:
+        """Deliver one message to every recipient of the batch; see the module docstring."""
+        ...
+
+    def describe(self) -> str:
+        """Where the messages go, for the confirmation screen (never a secret)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+BackendFactory = Callable[["Settings", Notify], Backend]
+
+# name -> "module:factory", imported only when chosen: the SendGrid client stays unloaded
+# for an outbox run.
+_REGISTRY: dict[str, str] = {
+    "sendgrid": "newsletter.deliver.backends.sendgrid.mail:create",
+    "smtp": "newsletter.deliver.backends.smtp:create",
+    "outbox": "newsletter.deliver.backends.outbox:create",
+}
+
+
+def register(name: str, target: str) -> None:
+    """Make a backend available by name; `target` is "module:factory"."""
+    _REGISTRY[name] = target
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def resolve_name(settings: Settings, requested: str | None = None) -> str:
+    """The backend to use: the option, else the setting; `auto` = sendgrid if a key is set."""
+    name = (requested or settings.file.delivery.backend or AUTO).lower()
+    if name == AUTO:
+        return "sendgrid" if settings.secrets.sendgrid_api_key else "outbox"
+    if name not in _REGISTRY:
+        raise ConfigError(
+            f"unknown delivery backend {name!r}",
+            where="--backend" if requested else "newsletter.toml [delivery] backend",
+            fix=f"use one of: {AUTO}, {', '.join(names())}",
+        )
+    return name
+
+
+def create_backend(name: str, settings: Settings, notify: Notify | None = None) -> Backend:
+    module_name, _, factory_name = _REGISTRY[name].partition(":")
+    factory: BackendFactory = getattr(importlib.import_module(module_name), factory_name)
+    return factory(settings, notify or (lambda _message: None))

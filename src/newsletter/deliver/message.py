@@ -1,0 +1,371 @@
+"""The message every subscriber gets: one built issue, personalised per recipient.
+
+`Message` holds what is the same for everyone (subject, sender, both parts); `values` gives
+one recipient's merge-tag values and `personalize` the finished message for backends that
+send one message per recipient. `SendGridRequest` turns a batch into mail/send bodies: the
+parts once per request, one personalization per recipient with its substitutions.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import html
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from typing import TYPE_CHECKING, Any, Protocol
+
+from newsletter.audience.unsubscribe import ONE_CLICK, list_unsubscribe
+from newsletter.build.merge_tags import MERGE_TAGS, fill, unfilled
+from newsletter.errors import UserError
+
+if TYPE_CHECKING:
+    from newsletter.audience.unsubscribe import UnsubscribeLinks
+    from newsletter.build.output import Build
+    from newsletter.config import Settings
+
+FALLBACK_FIRST_NAME = "there"
+TEST_SUBJECT_PREFIX = "[TEST] "
+
+# SendGrid's documented limits (see shared/sendgrid/README.md).
+MAX_PERSONALIZATIONS = 1000
+MAX_REQUEST_BYTES = 30_000_000
+# Headroom under "less than 30MB" for the client's own framing and any rounding.
+REQUEST_BYTES_BUDGET = 29_000_000
+MAX_ADDRESS_CHARS = 320
+MAX_SUBSTITUTION_BYTES = 10_000
+MAX_CATEGORIES = 10
+MAX_CATEGORY_CHARS = 255
+MAX_FIRST_NAME_CHARS = 100
+
+# Folding at 78 turns a long List-Unsubscribe URL into RFC 2047 words mail clients cannot
+# use; 998 is the hard limit of a header line.
+MIME_POLICY = email.policy.SMTP.clone(max_line_length=998)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NOT_IN_NAMES = re.compile(r"[\x00-\x1f\x7f;,\"]")
+
+
+class RecipientLike(Protocol):
+    """What a message needs of a recipient (ledger.Recipient has it)."""
+
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def first_name(self) -> str | None: ...
+
+
+def check_header_value(field_name: str, value: str) -> str:
+    """`value` if it is safe in a mail header, else a UserError naming the field."""
+    if "\r" in value or "\n" in value:
+        raise UserError(
+            f"{field_name} contains a line break ({value[:60]!r})",
+            fix="a header value must be a single line; remove the line break",
+        )
+    if _CONTROL.search(value):
+        raise UserError(
+            f"{field_name} contains a control character ({value[:60]!r})",
+            fix="remove it",
+        )
+    return value
+
+
+def _check_categories(categories: Sequence[str]) -> None:
+    where = "newsletter.toml [delivery] categories"
+    if len(categories) > MAX_CATEGORIES or len(set(categories)) != len(categories):
+        raise UserError(
+            f"{len(categories)} categories, some repeated or more than {MAX_CATEGORIES}",
+            where=where,
+            fix=f"SendGrid takes at most {MAX_CATEGORIES} distinct categories",
+        )
+    for category in categories:
+        if not category or not category.isascii() or len(category) > MAX_CATEGORY_CHARS:
+            raise UserError(
+                f"category {category!r} is not 1 to {MAX_CATEGORY_CHARS} ASCII characters",
+                where=where,
+                fix="SendGrid refuses it; rename it",
+            )
+
+
+def display_name(name: str | None) -> str | None:
+    """A recipient's name fit for `To:` and SendGrid's `to.name` (no ; , quotes or CR/LF)."""
+    if not name:
+        return None
+    cleaned = " ".join(_NOT_IN_NAMES.sub(" ", name).split())
+    return cleaned or None
+
+
+def first_name_of(recipient: RecipientLike) -> str:
+    raw = recipient.first_name or ""
+    cleaned = " ".join(_CONTROL.sub(" ", raw).split())[:MAX_FIRST_NAME_CHARS]
+    # A value holding a merge tag must not be expanded again by the service.
+    cleaned = cleaned.replace("%%", "%")
+    return cleaned or FALLBACK_FIRST_NAME
+
+
+@dataclass(frozen=True)
+class Address:
+    email: str
+    name: str | None = None
+
+    def formatted(self) -> str:
+        local, _, domain = self.email.rpartition("@")
+        if not local.isascii():
+            raise UserError(
+                f"{self.email}: a non-ASCII name before the @ needs SMTPUTF8, which this sender"
+                " does not use",
+                fix=f"remove it with `newsletter subscribers remove {self.email}`",
+            )
+        ascii_domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
+        return formataddr((self.name or "", f"{local}@{ascii_domain}"), charset="utf-8")
+
+    def as_sendgrid(self) -> dict[str, str]:
+        return {"email": self.email, "name": self.name} if self.name else {"email": self.email}
+
+
+@dataclass(frozen=True)
+class Personalized:
+    """One recipient's finished message."""
+
+    to: Address
+    subject: str
+    html: str
+    text: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Message:
+    issue: str
+    subject: str
+    sender: Address
+    reply_to: str | None
+    html: str
+    text: str
+    list_name: str
+    list_domain: str
+    unsubscribe: UnsubscribeLinks
+    categories: tuple[str, ...] = ()
+    asm_group_id: int | None = None
+    test: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    # SendGrid holds the message until then (unix seconds), in a batch that can be cancelled.
+    send_at: int | None = None
+    batch_id: str | None = None
+
+    def __post_init__(self) -> None:
+        check_header_value("the subject", self.subject)
+        check_header_value("the sender name", self.sender.name or "")
+        check_header_value("the sender address", self.sender.email)
+        check_header_value("reply_to", self.reply_to or "")
+        for name, value in self.headers.items():
+            check_header_value(f"header {name}", value)
+        _check_categories(self.categories)
+        if not self.sender.email.isascii():
+            raise UserError(
+                f"sender address {self.sender.email!r} is not ASCII",
+                where="newsletter.toml [sender] email",
+                fix="SendGrid's from field does not support Unicode",
+            )
+
+    def as_test(self) -> Message:
+        """The same message marked as a test in its subject (and in custom_args)."""
+        return replace(self, subject=TEST_SUBJECT_PREFIX + self.subject, test=True)
+
+    @property
+    def custom_args(self) -> dict[str, str]:
+        args = {"issue": self.issue}
+        if self.test:
+            args["test"] = "true"
+        return args
+
+    def values(self, recipient: RecipientLike) -> dict[str, str]:
+        """The merge-tag values of one recipient, as plain text."""
+        return {
+            "first_name": first_name_of(recipient),
+            "email": recipient.email,
+            "unsubscribe_url": self.unsubscribe.url(recipient.email),
+        }
+
+    def recipient_headers(self, unsubscribe_url: str) -> dict[str, str]:
+        return {
+            "List-Unsubscribe": list_unsubscribe(unsubscribe_url),
+            "List-Unsubscribe-Post": ONE_CLICK,
+        }
+
+    def personalize(self, recipient: RecipientLike) -> Personalized:
+        values = self.values(recipient)
+        escaped = {name: html.escape(value) for name, value in values.items()}
+        to = Address(recipient.email, display_name(recipient.name))
+        check_header_value("a recipient address", to.email)
+        return Personalized(
+            to=to,
+            subject=self.subject,
+            html=fill(self.html, escaped),
+            text=fill(self.text, values),
+            headers={**self.headers, **self.recipient_headers(values["unsubscribe_url"])},
+        )
+
+
+def mime_message(message: Message, recipient: RecipientLike) -> EmailMessage:
+    """One recipient's message as a MIME multipart/alternative (text, then HTML)."""
+    finished = message.personalize(recipient)
+    mime = EmailMessage(policy=MIME_POLICY)
+    mime["From"] = message.sender.formatted()
+    mime["To"] = finished.to.formatted()
+    mime["Subject"] = finished.subject
+    mime["Date"] = formatdate(usegmt=True)
+    mime["Message-ID"] = make_msgid(domain=message.list_domain)
+    if message.reply_to:
+        mime["Reply-To"] = message.reply_to
+    mime["List-Id"] = f"<{message.list_name}.{message.list_domain}>"
+    for name, value in finished.headers.items():
+        mime[name] = value
+    mime["X-Newsletter-Issue"] = message.issue + (" (test)" if message.test else "")
+    mime.set_content(finished.text, subtype="plain", charset="utf-8")
+    mime.add_alternative(finished.html, subtype="html", charset="utf-8")
+    return mime
+
+
+def message_for(settings: Settings, build: Build, unsubscribe: UnsubscribeLinks) -> Message:
+    """The message of a successful build, with the workspace's sender and list settings."""
+    sender = settings.file.sender
+    delivery = settings.file.delivery
+    domain = sender.email.rpartition("@")[2] or "localhost"
+    return Message(
+        issue=build.slug,
+        subject=build.issue.subject,
+        sender=Address(sender.email, sender.name or None),
+        reply_to=sender.reply_to,
+        html=build.rendered.email_html,
+        text=build.rendered.text,
+        list_name=settings.file.newsletter.list_name,
+        list_domain=domain,
+        unsubscribe=unsubscribe,
+        categories=tuple(delivery.categories),
+        asm_group_id=delivery.asm_group_id,
+    )
+
+
+# --------------------------------------------------------------------------- SendGrid
+
+
+def _text_tag(name: str) -> str:
+    # The text part gets its own tags: its values are not HTML-escaped.
+    return f"%%text_{name}%%"
+
+
+@dataclass(frozen=True)
+class EncodedRequest:
+    """One mail/send body, encoded once: what is sent and what its size is measured on."""
+
+    payload: str
+    recipients: int
+
+    @property
+    def size(self) -> int:
+        return len(self.payload)  # ensure_ascii: characters are bytes
+
+
+class SendGridRequest:
+    """Builds mail/send bodies for one message: the shared part once, then per batch."""
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+        text = message.text
+        for name, tag in MERGE_TAGS.items():
+            text = text.replace(tag, _text_tag(name))
+        self.html_tags = [name for name, tag in MERGE_TAGS.items() if tag in message.html]
+        self.text_tags = [name for name, tag in MERGE_TAGS.items() if tag in message.text]
+        body: dict[str, Any] = {
+            "from": message.sender.as_sendgrid(),
+            "subject": message.subject,
+            "content": [
+                {"type": "text/plain", "value": text},
+                {"type": "text/html", "value": message.html},
+            ],
+            # Message-level headers reach every personalization (SendGrid merges them).
+            "headers": {**message.headers, "List-Unsubscribe-Post": ONE_CLICK},
+            "custom_args": message.custom_args,
+        }
+        if message.categories:
+            body["categories"] = list(message.categories)
+        if message.reply_to:
+            body["reply_to"] = {"email": message.reply_to}
+        if message.asm_group_id is not None:
+            body["asm"] = {"group_id": message.asm_group_id}
+        if message.send_at is not None:
+            body["send_at"] = message.send_at
+        if message.batch_id is not None:
+            body["batch_id"] = message.batch_id
+        self.shared = body
+
+    def personalization(self, recipient: RecipientLike) -> dict[str, Any]:
+        values = self.message.values(recipient)
+        substitutions = {MERGE_TAGS[name]: html.escape(values[name]) for name in self.html_tags}
+        for name in self.text_tags:
+            substitutions[_text_tag(name)] = values[name]
+        to: dict[str, str] = {"email": recipient.email}
+        shown = display_name(recipient.name)
+        if shown:
+            to["name"] = shown
+        return {
+            "to": [to],
+            "headers": {"List-Unsubscribe": list_unsubscribe(values["unsubscribe_url"])},
+            "substitutions": substitutions,
+        }
+
+    def body(self, recipients: Sequence[RecipientLike]) -> dict[str, Any]:
+        return {**self.shared, "personalizations": [self.personalization(r) for r in recipients]}
+
+    def encode(self, recipients: Sequence[RecipientLike]) -> EncodedRequest:
+        return EncodedRequest(json.dumps(self.body(recipients)), len(recipients))
+
+
+def validate_body(body: Mapping[str, Any]) -> list[str]:
+    """What SendGrid documents as wrong with a body we built; empty when it is fine.
+
+    A rehearsal check for --dry-run: the limits, and every merge tag of every part filled
+    for every personalization.
+    """
+    problems: list[str] = []
+    personalizations = body.get("personalizations", [])
+    if not 1 <= len(personalizations) <= MAX_PERSONALIZATIONS:
+        problems.append(
+            f"{len(personalizations)} personalizations "
+            f"(SendGrid allows 1 to {MAX_PERSONALIZATIONS})"
+        )
+    if len(body.get("categories", [])) > MAX_CATEGORIES:
+        problems.append(f"more than {MAX_CATEGORIES} categories")
+    parts = [body["subject"], *(block["value"] for block in body["content"])]
+    needed = set().union(*(unfilled(part) for part in parts))
+    seen: set[str] = set()
+    for i, personalization in enumerate(personalizations):
+        where = f"personalization {i}"
+        for recipient in personalization["to"]:
+            address = recipient["email"]
+            if len(address) > MAX_ADDRESS_CHARS:
+                problems.append(f"{where}: address longer than {MAX_ADDRESS_CHARS} characters")
+            if address.lower() in seen:
+                problems.append(f"{where}: {address} appears twice in one request")
+            seen.add(address.lower())
+            if any(c in recipient.get("name", "") for c in ";,\r\n"):
+                problems.append(f"{where}: the name of {address} contains ; , or a line break")
+        substitutions = personalization.get("substitutions", {})
+        missing = needed - substitutions.keys()
+        if missing:
+            problems.append(f"{where}: merge tag(s) left unfilled: {', '.join(sorted(missing))}")
+        leftovers = [tag for value in substitutions.values() for tag in unfilled(value)]
+        if leftovers:
+            problems.append(f"{where}: a value holds a merge tag ({leftovers[0]})")
+        size = len(json.dumps(substitutions).encode("utf-8"))
+        if size >= MAX_SUBSTITUTION_BYTES:
+            problems.append(f"{where}: substitutions take {size:,} bytes (limit 10,000)")
+        for name, value in personalization.get("headers", {}).items():
+            if "\r" in value or "\n" in value:
+                problems.append(f"{where}: header {name} contains a line break")
+    return problems

@@ -1,0 +1,1 @@
+"""The issue: the model of one edition and its issue.yaml."""

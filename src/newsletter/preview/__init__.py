@@ -1,0 +1,1 @@
+"""The local preview: session, file watcher, server and screenshots."""

@@ -1,0 +1,97 @@
+"""The workspace's cron lock: one `newsletter send --due` (or `cancel`) at a time.
+
+The lock is an OS file lock (flock), so a run killed even by SIGKILL never blocks the
+next one; beside it a small note names the holder for the message a second run prints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from newsletter.errors import LockBusy, UserError
+from newsletter.schedule.store import WRITABLE_FIX
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
+
+    from newsletter.config import Settings
+
+# One logger name for scheduled sending, as the run log showed before the module split.
+log = logging.getLogger("newsletter.schedule")
+
+DUE_LOCK_FILE = ".newsletter-due.lock"
+LOCK_OWNER_FILE = ".newsletter-due.owner"
+
+
+@contextmanager
+def due_lock(
+    settings: Settings,
+    now: dt.datetime,
+    *,
+    lock_class: type[BaseFileLock] | None = None,
+) -> Iterator[None]:
+    """Hold the workspace's cron lock, or raise LockBusy at once.
+
+    The lock is an OS file lock (flock): the kernel drops it when its process dies, even
+    by SIGKILL, so a killed run never blocks the next one. Where flock is missing,
+    filelock falls back to a lock file naming its owner's PID and host, which it breaks
+    once that process is gone.
+    """
+    from filelock import FileLock, Timeout
+
+    path = settings.workspace / DUE_LOCK_FILE
+    lock = (lock_class or FileLock)(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise LockBusy(
+            f"another `newsletter send --due` is running{_holder(settings)}",
+            where=path,
+            fix="nothing to do: that run sends what is due; the lock goes when it ends",
+        ) from None
+    except NotImplementedError:
+        raise UserError(
+            "the file system does not support file locks (flock)",
+            where=path,
+            fix="keep the workspace on a local disk, or install filelock >= 4 "
+            "(it falls back to a lock file)",
+        ) from None
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the lock file ({exc.strerror or exc})", where=path, fix=WRITABLE_FIX
+        ) from None
+    try:
+        _write_owner(settings, now)
+        yield
+    finally:
+        # Gone before the lock is: a later busy message never names a finished run.
+        (settings.workspace / LOCK_OWNER_FILE).unlink(missing_ok=True)
+        lock.release()
+
+
+def _write_owner(settings: Settings, now: dt.datetime) -> None:
+    """Who holds the lock, for the message a second run prints (not part of the lock)."""
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": now.isoformat()}
+    path = settings.workspace / LOCK_OWNER_FILE
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(json.dumps(owner), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        log.warning("could not write %s (%s)", path, exc)
+
+
+def _holder(settings: Settings) -> str:
+    try:
+        owner = json.loads((settings.workspace / LOCK_OWNER_FILE).read_text(encoding="utf-8"))
+        since = dt.datetime.fromisoformat(owner["since"])
+        return f" (pid {owner['pid']} on {owner['host']}, since {since:%Y-%m-%d %H:%M:%S} UTC)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""

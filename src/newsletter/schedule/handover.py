@@ -1,0 +1,258 @@
+"""Scheduling through SendGrid: the batch id, the hand-over ahead of time, and `cancel`.
+
+An issue scheduled `--via-sendgrid` is handed over by the cron run during the hour before
+its time, every request carrying `send_at` and one `batch_id`, so SendGrid sends it on
+the minute and `cancel` can stop it until 10 minutes before. `sendgrid_batches` keeps the
+batch id and the range of ledger batches sent under it, so a cancel puts back exactly
+the recipients SendGrid was holding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from newsletter.db import transaction, utc_now
+from newsletter.deliver.backends.sendgrid.mail import api_key, error_text, masked, refused
+from newsletter.deliver.ledger import Ledger
+from newsletter.errors import DeliveryError, UserError
+from newsletter.schedule.due_lock import due_lock
+from newsletter.schedule.send_time import aware_utc
+from newsletter.schedule.store import (
+    Schedule,
+    get_schedule,
+    not_scheduled_error,
+    open_schedule_database,
+    unschedule,
+)
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
+
+    from newsletter.config import Settings
+
+# One logger name for scheduled sending, as the run log showed before the module split.
+log = logging.getLogger("newsletter.schedule")
+
+
+# --------------------------------------------------------------------------- SendGrid
+
+
+class BatchClient(Protocol):
+    """SendGrid's batch and scheduled-sends endpoints."""
+
+    def create_batch(self) -> str: ...
+    def cancel(self, batch_id: str) -> None: ...
+    def status(self, batch_id: str) -> str | None: ...
+
+
+class SendGridBatches:
+    """POST /v3/mail/batch and /v3/user/scheduled_sends through the official client."""
+
+    TIMEOUT = 30.0
+
+    def __init__(self, api_key: str, host: str) -> None:
+        from sendgrid import SendGridAPIClient
+
+        logging.getLogger("python_http_client").setLevel(logging.INFO)
+        self._key = api_key
+        self.host = host.rstrip("/")
+        self._client = SendGridAPIClient(api_key, host=self.host)
+        self._client.client.timeout = self.TIMEOUT
+
+    def create_batch(self) -> str:
+        body = self._call("POST /v3/mail/batch", lambda: self._client.client.mail.batch.post())
+        batch_id = body.get("batch_id") if isinstance(body, dict) else None
+        if not isinstance(batch_id, str) or not batch_id:
+            raise DeliveryError(
+                f"SendGrid answered POST /v3/mail/batch without a batch_id ({body!r:.200})",
+                where=self.host,
+            )
+        return batch_id
+
+    def cancel(self, batch_id: str) -> None:
+        request = {"batch_id": batch_id, "status": "cancel"}
+        self._call(
+            "POST /v3/user/scheduled_sends",
+            lambda: self._client.client.user.scheduled_sends.post(request_body=request),
+        )
+
+    def status(self, batch_id: str) -> str | None:
+        """ "cancel" or "pause" if the batch is stopped, else None."""
+        body = self._call(
+            "GET /v3/user/scheduled_sends/{batch_id}",
+            lambda: self._client.client.user.scheduled_sends._(batch_id).get(),
+        )
+        items = body if isinstance(body, list) else [body] if isinstance(body, dict) else []
+        for item in items:
+            if isinstance(item, dict) and item.get("batch_id") == batch_id:
+                return str(item.get("status")) if item.get("status") else None
+        return None
+
+    def _call(self, what: str, request: Callable[[], Any]) -> Any:
+        import urllib.error
+
+        from python_http_client import exceptions
+
+        try:
+            response = request()
+        except exceptions.HTTPError as exc:
+            status = int(exc.status_code)
+            text = masked(error_text(exc.body), self._key) or "no details given"
+            if status in (401, 403):
+                raise refused(status, text, what, "Mail Send and Scheduled Sends") from None
+            raise DeliveryError(
+                f"SendGrid answered {status} to {what}: {text}", where=self.host
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DeliveryError(
+                f"cannot reach SendGrid for {what} ({masked(str(reason), self._key)})",
+                where=self.host,
+                fix="check SENDGRID_API_HOST and the network, then try again",
+            ) from None
+        raw = response.body
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+
+def sendgrid_batches_for(settings: Settings) -> BatchClient:
+    key = api_key(
+        settings, "; scheduling through SendGrid needs it, or schedule without --via-sendgrid"
+    )
+    return SendGridBatches(key, settings.secrets.sendgrid_api_host)
+
+
+# --------------------------------------------------------------------------- hand-over
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What SendGrid needs to hold an issue until its time: `send_at` and `batch_id`."""
+
+    send_at: int  # unix seconds
+    batch_id: str
+
+
+def hand_over(
+    conn: sqlite3.Connection,
+    settings: Settings,
+    item: Schedule,
+    batches: Callable[[Settings], BatchClient],
+) -> Handover | None:
+    """The issue's SendGrid batch id (created once, kept across resumed runs).
+
+    None when the issue was unscheduled since the cron run read its list.
+    """
+    send_at = int(item.send_at.timestamp())
+    if item.batch_id is not None:
+        return Handover(send_at, item.batch_id)
+    batch_id = batches(settings).create_batch()
+    last = Ledger(conn).last_batch_id(item.issue) or 0
+    with transaction(conn):
+        # Only while still planned: an `unschedule` since the list was read wins.
+        claimed = conn.execute(
+            "UPDATE sendgrid_batches SET batch_id = ?, state = 'submitted', "
+            "after_ledger_batch = ?, updated = ? WHERE issue = ? AND state = 'planned'",
+            (batch_id, last, utc_now(), item.issue),
+        ).rowcount
+    if not claimed:
+        return None
+    log.info("%s: created SendGrid batch %s", item.issue, batch_id)
+    return Handover(send_at, batch_id)
+
+
+def record_handed_over(conn: sqlite3.Connection, slug: str) -> None:
+    """The last ledger batch sent under the issue's SendGrid batch id, for `cancel`."""
+    with transaction(conn):
+        conn.execute(
+            "UPDATE sendgrid_batches SET through_ledger_batch = ?, updated = ? "
+            "WHERE issue = ? AND state = 'submitted'",
+            (Ledger(conn).last_batch_id(slug), utc_now(), slug),
+        )
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    schedule: Schedule
+    at_sendgrid: bool  # False: nothing had been handed over; it was only unscheduled
+    requeued: int = 0
+
+
+def cancel(
+    settings: Settings,
+    slug: str,
+    now: dt.datetime,
+    *,
+    batches: Callable[[Settings], BatchClient] = sendgrid_batches_for,
+    lock_class: type[BaseFileLock] | None = None,
+) -> Cancelled:
+    """Stop a scheduled issue: at SendGrid if handed over (until 10 min before), else locally.
+
+    Holds the cron lock, so no run hands more of the issue over meanwhile. After a
+    cancel at SendGrid the recipients it held are pending again in the ledger: a later
+    `send` or `schedule` reaches them, and nobody gets the issue twice.
+    """
+    now = aware_utc(now)
+    with due_lock(settings, now, lock_class=lock_class):
+        conn = open_schedule_database(settings)
+        try:
+            item = get_schedule(conn, slug)
+            if item is None:
+                raise not_scheduled_error(slug)
+            if not item.submitted:
+                unschedule(conn, slug)
+                return Cancelled(item, at_sendgrid=False)
+            assert item.batch_id is not None
+            if now > item.cancel_deadline:
+                when = "went out" if now >= item.send_at else "goes out"
+                raise UserError(
+                    f"too late to cancel {slug}: it {when} {item.describe()}, and SendGrid "
+                    f"takes cancellations only until 10 minutes before "
+                    f"({item.local_time(item.cancel_deadline):%H:%M}); it is "
+                    f"{item.local_time(now):%H:%M} now",
+                    fix="nothing was changed",
+                )
+            client = batches(settings)
+            if client.status(item.batch_id) != "cancel":
+                client.cancel(item.batch_id)
+            log.info("%s: SendGrid batch %s cancelled", slug, item.batch_id)
+            requeued = _release_handed_over(conn, slug)
+            return Cancelled(item, at_sendgrid=True, requeued=requeued)
+        finally:
+            conn.close()
+
+
+def _release_handed_over(conn: sqlite3.Connection, slug: str) -> int:
+    """Forget the schedule and put the recipients of the cancelled batch back to pending.
+
+    Only ledger batches created after the handover began are touched (SendGrid holds
+    exactly those under the cancelled batch id).
+    """
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT after_ledger_batch, through_ledger_batch FROM sendgrid_batches WHERE issue = ?",
+            (slug,),
+        ).fetchone()
+        after = int(row[0] or 0) if row else 0
+        through = int(row[1]) if row and row[1] is not None else None
+        requeued = Ledger(conn).requeue_batches(slug, after, through)
+        conn.execute(
+            "UPDATE sendgrid_batches SET state = 'cancelled', updated = ? WHERE issue = ?",
+            (utc_now(), slug),
+        )
+        conn.execute("DELETE FROM schedules WHERE issue = ?", (slug,))
+        conn.execute("DELETE FROM schedule_reports WHERE issue = ?", (slug,))
+    return requeued
