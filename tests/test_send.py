@@ -320,7 +320,7 @@ def test_dry_run_reports_the_clip_limit_on_the_worst_case(
     tmp_path: Path, stub: SendGridStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = workspace_with(tmp_path, stub, 2)
-    monkeypatch.setattr("newsletter.deliver.sender.TRACKED_LINK_CHARS", 5000)
+    monkeypatch.setattr("newsletter.deliver.dry_run.TRACKED_LINK_CHARS", 5000)
     outcome = send(root, "--dry-run")
     assert outcome.exit_code == 1
     assert re.search(
@@ -551,7 +551,7 @@ def test_sync_can_be_turned_off_in_the_settings(tmp_path: Path, stub: SendGridSt
 
 
 def test_a_refused_key_and_a_missing_permission_say_different_things() -> None:
-    from newsletter.deliver.backends.sendgrid.mail import refused
+    from newsletter.deliver.backends.sendgrid.client import refused
 
     bad_key = refused(401, "authorization required", "list /v3/suppression/bounces", "X")
     assert bad_key.line() == (

@@ -10,7 +10,8 @@ from typing import Any, cast
 import pytest
 
 from newsletter.audience.unsubscribe import ONE_CLICK
-from newsletter.deliver.message import Address, SendGridRequest, mime_message, validate_body
+from newsletter.deliver.backends.sendgrid.request import SendGridRequest, validate_body
+from newsletter.deliver.message import Address, mime_message
 from newsletter.errors import UserError
 from tests._sending import recipient, simple_message
 from tests.sendgrid_stub import validate_mail_send

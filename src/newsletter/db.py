@@ -219,6 +219,16 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 @contextmanager
+def rolled_back(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run calls for real inside one transaction, then undo them all (previews, dry runs)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+
+
+@contextmanager
 def deferred_sync(conn: sqlite3.Connection) -> Iterator[None]:
     """Commit without waiting for the disk, for writes that are safe to lose in a power cut.
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
 
 from newsletter.errors import NewsletterError
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
 
 
 class _Group(TyperGroup):
@@ -55,7 +58,7 @@ def _root(
     ctx.obj = workspace
 
 
-def settings(ctx: typer.Context) -> Any:
+def settings(ctx: typer.Context) -> Settings:
     """The workspace settings for this invocation (imported lazily to keep --help fast)."""
     from newsletter.config import load_settings
 

@@ -11,22 +11,23 @@ import typer
 
 from newsletter.cli.app import app, info, settings, warn
 from newsletter.cli.audience import subscribers_app
+from newsletter.deliver.backends import AUTO, names
 from newsletter.errors import DeliveryError, UserError
 
+if TYPE_CHECKING:
 
-class BackendName(StrEnum):
-    """The registered backends; a name outside them is a usage error."""
+    class BackendName(StrEnum):
+        """The registered backends; a name outside them is a usage error."""
 
-    AUTO = "auto"
-    SENDGRID = "sendgrid"
-    SMTP = "smtp"
-    OUTBOX = "outbox"
-
+else:  # the choice comes from the registry, so a registered backend is offered at once
+    BackendName = StrEnum("BackendName", {name.upper(): name for name in (AUTO, *names())})
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
-    from newsletter.deliver.sender import DryRun, Preflight, Sender, Summary
+    from newsletter.deliver.dry_run import DryRun
+    from newsletter.deliver.preflight import Preflight
     from newsletter.deliver.sender import Progress as SendProgress
+    from newsletter.deliver.sender import Sender, Summary
     from newsletter.deliver.suppressions import SyncReport
 
 LISTED = 20  # unknown / failed addresses printed before "… and N more"
@@ -167,7 +168,8 @@ def sync(ctx: typer.Context) -> None:
     Example:  newsletter subscribers sync
     """
     from newsletter.db import open_database
-    from newsletter.deliver.suppressions import client_for, sync_suppressions
+    from newsletter.deliver.backends.sendgrid.suppressions import client_for
+    from newsletter.deliver.suppressions import sync_suppressions
 
     workspace = settings(ctx)
     client = client_for(workspace)
@@ -184,7 +186,7 @@ def sync(ctx: typer.Context) -> None:
 
 
 def _send_test(workspace: Settings, slug: str, addresses: list[str], backend: str | None) -> None:
-    from newsletter.deliver.sender import first_of_each, send_test
+    from newsletter.deliver.send_test import first_of_each, send_test
 
     used, _ = send_test(workspace, slug, addresses, backend)
     who = ", ".join(first_of_each(addresses))
@@ -298,6 +300,8 @@ def _list(lines: list[str], total: int) -> None:
 
 
 def _print_dry_run(report: DryRun) -> None:
+    from newsletter.build.checks import GMAIL_CLIP_BYTES
+
     for line in report.warnings:
         warn(line)
     info(f"dry run of {report.backend} send: nothing sent, nothing recorded")
@@ -314,7 +318,7 @@ def _print_dry_run(report: DryRun) -> None:
         info(
             f"largest     {report.worst_html_bytes:,} bytes of HTML ({report.worst_recipient}); "
             f"~{report.worst_case_bytes:,} with click tracking of {report.tracked_links} links "
-            "(Gmail clips from 102,000)"
+            f"(Gmail clips from {GMAIL_CLIP_BYTES:,})"
         )
     for problem in report.problems:
         typer.secho(f"problem: {problem}", fg=typer.colors.RED, err=True)

@@ -28,16 +28,30 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 
 from newsletter.db import deferred_sync, transaction, utc_now
 
-PENDING = "pending"
-SENDING = "sending"
-SENT = "sent"
-FAILED = "failed"
-UNKNOWN = "unknown"
-SKIPPED = "skipped"
-STATES = (PENDING, SENDING, SENT, FAILED, UNKNOWN, SKIPPED)
+
+class State(StrEnum):
+    """A ledger row's state (the values stored in the database)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+
+
+# The short names callers use; each is the State member itself.
+PENDING: str = State.PENDING
+SENDING: str = State.SENDING
+SENT: str = State.SENT
+FAILED: str = State.FAILED
+UNKNOWN: str = State.UNKNOWN
+SKIPPED: str = State.SKIPPED
+STATES: tuple[str, ...] = tuple(State)
 # States a rerun may put back to pending; `sending` only ever leaves through `recover`.
 REQUEUEABLE = frozenset({SENT, FAILED, UNKNOWN, SKIPPED})
 UNFINISHED = (PENDING, SENDING, UNKNOWN, FAILED)

@@ -7,23 +7,11 @@ SendGrid drops mail to suppressed addresses by itself; syncing first keeps the l
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from newsletter.audience.store import BOUNCED, COMPLAINED, UNSUBSCRIBED, SubscriberStore
-from newsletter.deliver.backends.sendgrid.mail import (
-    DEFAULT_TIMEOUT,
-    api_key,
-    error_text,
-    masked,
-    quiet_client_loggers,
-    refused,
-)
-from newsletter.errors import DeliveryError
-
-PAGE_SIZE = 500  # the largest page the suppression endpoints allow
-MAX_PAGES = 10_000
+from newsletter.deliver.backends.sendgrid.suppressions import SuppressionClient
 
 # (label, path under /v3, status given to a subscriber on it)
 LISTS: tuple[tuple[str, str, str], ...] = (
@@ -44,67 +32,6 @@ class SyncReport:
     @property
     def total_marked(self) -> int:
         return sum(self.marked.values())
-
-
-class SuppressionClient:
-    """Reads the suppression endpoints through the official client, page by page."""
-
-    def __init__(self, api_key: str, host: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        from sendgrid import SendGridAPIClient
-
-        quiet_client_loggers()
-        self._key = api_key
-        self.host = host.rstrip("/")
-        self._client = SendGridAPIClient(api_key, host=self.host)
-        self._client.client.timeout = timeout
-        self.requests = 0
-
-    def addresses(self, path: str) -> Iterator[str]:
-        """Every address on a paginated list (limit/offset until a short page)."""
-        offset = 0
-        for _ in range(MAX_PAGES):
-            page = self._get(path, {"limit": PAGE_SIZE, "offset": offset})
-            for item in page:
-                if isinstance(item, dict) and item.get("email"):
-                    yield str(item["email"])
-            if len(page) < PAGE_SIZE:
-                return
-            offset += len(page)
-
-    def group_addresses(self, group_id: int) -> list[str]:
-        page = self._get(f"asm/groups/{group_id}/suppressions", None)
-        return [str(email) for email in page if isinstance(email, str)]
-
-    def _get(self, path: str, query: dict[str, Any] | None) -> list[Any]:
-        from python_http_client import exceptions
-
-        endpoint = self._client.client
-        for segment in path.split("/"):
-            endpoint = endpoint._(segment)
-        self.requests += 1
-        try:
-            response = endpoint.get(query_params=query)
-        except exceptions.HTTPError as exc:
-            raise self._refused(path, int(exc.status_code), exc.body) from None
-        except OSError as exc:  # URLError, timeouts, dropped connections: a read, so no harm
-            raise DeliveryError(
-                f"cannot read /v3/{path} ({masked(str(exc), self._key)})",
-                where=self.host,
-                fix="check the network and SENDGRID_API_HOST, or send with --no-sync"
-                " ([delivery] sync_suppressions = false for cron)",
-            ) from None
-        return list(response.to_dict or [])
-
-    def _refused(self, path: str, status: int, body: bytes | None) -> Exception:
-        text = masked(error_text(body), self._key) or "no details given"
-        if status in (401, 403):
-            return refused(status, text, f"list /v3/{path}", "Suppressions: Read")
-        return DeliveryError(
-            f"SendGrid answered {status} to GET /v3/{path}: {text}",
-            where=self.host,
-            fix="try again later, or send with --no-sync ([delivery] sync_suppressions = false"
-            " for cron)",
-        )
 
 
 def sync_suppressions(
@@ -135,8 +62,3 @@ def sync_suppressions(
             progress(label)
     report.requests = client.requests
     return report
-
-
-def client_for(settings: Any) -> SuppressionClient:
-    key = api_key(settings, "; sync reads SendGrid's suppression lists")
-    return SuppressionClient(key, settings.secrets.sendgrid_api_host)

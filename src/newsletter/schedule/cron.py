@@ -25,6 +25,7 @@ from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from newsletter.deliver.backends.sendgrid.batches import BatchClient, sendgrid_batches_for
 from newsletter.errors import (
     AuthError,
     ConfigError,
@@ -34,13 +35,7 @@ from newsletter.errors import (
     UserError,
 )
 from newsletter.schedule.due_lock import due_lock
-from newsletter.schedule.handover import (
-    BatchClient,
-    Handover,
-    hand_over,
-    record_handed_over,
-    sendgrid_batches_for,
-)
+from newsletter.schedule.handover import Handover, hand_over, record_handed_over
 from newsletter.schedule.send_time import aware_utc, span
 from newsletter.schedule.store import (
     SUBMIT_AHEAD,

@@ -15,8 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from newsletter.errors import LockBusy, UserError
-from newsletter.schedule.store import WRITABLE_FIX
+from newsletter.deliver.lock import take_lock
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
@@ -37,36 +36,14 @@ def due_lock(
     *,
     lock_class: type[BaseFileLock] | None = None,
 ) -> Iterator[None]:
-    """Hold the workspace's cron lock, or raise LockBusy at once.
-
-    The lock is an OS file lock (flock): the kernel drops it when its process dies, even
-    by SIGKILL, so a killed run never blocks the next one. Where flock is missing,
-    filelock falls back to a lock file naming its owner's PID and host, which it breaks
-    once that process is gone.
-    """
-    from filelock import FileLock, Timeout
-
+    """Hold the workspace's cron lock (see `deliver.lock`), or raise LockBusy at once."""
     path = settings.workspace / DUE_LOCK_FILE
-    lock = (lock_class or FileLock)(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise LockBusy(
-            f"another `newsletter send --due` is running{_holder(settings)}",
-            where=path,
-            fix="nothing to do: that run sends what is due; the lock goes when it ends",
-        ) from None
-    except NotImplementedError:
-        raise UserError(
-            "the file system does not support file locks (flock)",
-            where=path,
-            fix="keep the workspace on a local disk, or install filelock >= 4 "
-            "(it falls back to a lock file)",
-        ) from None
-    except OSError as exc:
-        raise UserError(
-            f"cannot create the lock file ({exc.strerror or exc})", where=path, fix=WRITABLE_FIX
-        ) from None
+    lock = take_lock(
+        path,
+        busy=f"another `newsletter send --due` is running{_holder(settings)}",
+        busy_fix="nothing to do: that run sends what is due; the lock goes when it ends",
+        lock_class=lock_class,
+    )
     try:
         _write_owner(settings, now)
         yield

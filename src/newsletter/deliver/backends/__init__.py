@@ -71,22 +71,56 @@ class Backend(Protocol):
 
 BackendFactory = Callable[["Settings", Notify], Backend]
 
-# name -> "module:factory", imported only when chosen: the SendGrid client stays unloaded
-# for an outbox run.
-_REGISTRY: dict[str, str] = {
-    "sendgrid": "newsletter.deliver.backends.sendgrid.mail:create",
-    "smtp": "newsletter.deliver.backends.smtp:create",
-    "outbox": "newsletter.deliver.backends.outbox:create",
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, known before it is created (creating one checks its key)."""
+
+    # Holds a send until `send_at` in a batch that can still be cancelled (SendGrid).
+    holds_until_send_at: bool = False
+    # Writes files instead of reaching people: example.org links and a throwaway
+    # unsubscribe key are allowed, as in a rehearsal.
+    rehearsal: bool = False
+    # The service keeps suppression lists (bounces, spam reports) to sync before sending.
+    suppression_lists: bool = False
+
+
+@dataclass(frozen=True)
+class _Registered:
+    target: str  # "module:factory", imported only when chosen
+    capabilities: Capabilities
+
+
+# The SendGrid client stays unloaded for an outbox run: factories are imported when chosen.
+_REGISTRY: dict[str, _Registered] = {
+    "sendgrid": _Registered(
+        "newsletter.deliver.backends.sendgrid.mail:create",
+        Capabilities(holds_until_send_at=True, suppression_lists=True),
+    ),
+    "smtp": _Registered("newsletter.deliver.backends.smtp:create", Capabilities()),
+    "outbox": _Registered(
+        "newsletter.deliver.backends.outbox:create", Capabilities(rehearsal=True)
+    ),
 }
 
 
-def register(name: str, target: str) -> None:
+def register(name: str, target: str, can: Capabilities | None = None) -> None:
     """Make a backend available by name; `target` is "module:factory"."""
-    _REGISTRY[name] = target
+    _REGISTRY[name] = _Registered(target, can or Capabilities())
+
+
+def capabilities(name: str) -> Capabilities:
+    return _REGISTRY[name].capabilities
+
+
+def scheduling_backends() -> list[str]:
+    """The backends that can hold a send at the service until its time."""
+    return [name for name in names() if capabilities(name).holds_until_send_at]
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    """The registered backends, in the order they were registered."""
+    return list(_REGISTRY)
 
 
 def resolve_name(settings: Settings, requested: str | None = None) -> str:
@@ -104,6 +138,6 @@ def resolve_name(settings: Settings, requested: str | None = None) -> str:
 
 
 def create_backend(name: str, settings: Settings, notify: Notify | None = None) -> Backend:
-    module_name, _, factory_name = _REGISTRY[name].partition(":")
+    module_name, _, factory_name = _REGISTRY[name].target.partition(":")
     factory: BackendFactory = getattr(importlib.import_module(module_name), factory_name)
     return factory(settings, notify or (lambda _message: None))

@@ -13,8 +13,6 @@ Faults are sorted by one question: could the request have been delivered?
 from __future__ import annotations
 
 import http.client
-import json
-import logging
 import random
 import socket
 import ssl
@@ -32,66 +30,27 @@ from tenacity import (
 )
 
 from newsletter.deliver.backends import BatchResult, Notify, Outcome
-from newsletter.deliver.message import REQUEST_BYTES_BUDGET, Message, RecipientLike, SendGridRequest
+from newsletter.deliver.backends.sendgrid.client import (
+    DEFAULT_TIMEOUT,
+    api_client,
+    api_key,
+    error_text,
+    masked,
+)
+from newsletter.deliver.backends.sendgrid.limits import REQUEST_BYTES_BUDGET
+from newsletter.deliver.backends.sendgrid.request import SendGridRequest
+from newsletter.deliver.message import Message, RecipientLike
 from newsletter.errors import AuthError, ConfigError, DeliveryError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
-DEFAULT_TIMEOUT = 60.0  # seconds; the client has none, and a hung socket would hang cron
 MAX_ATTEMPTS = 6
 MAX_RATE_LIMIT_WAIT = 60.0
 RATE_LIMIT_JITTER = 1.0
 # A pre-encoded body is passed through as is when the content type is not exactly
 # "application/json" (python-http-client); SendGrid accepts the charset parameter.
 JSON_UTF8 = "application/json; charset=utf-8"
-_CLIENT_LOGGERS = ("python_http_client", "python_http_client.client")
-
-
-def quiet_client_loggers() -> None:
-    """At DEBUG the client logs the Authorization header, i.e. the API key."""
-    for name in _CLIENT_LOGGERS:
-        logger = logging.getLogger(name)
-        # Set explicitly, not inherited: a root logger turned to DEBUG later must not reach it.
-        if logger.level <= logging.DEBUG:
-            logger.setLevel(logging.INFO)
-
-
-def masked(text: str, secret: str) -> str:
-    """`text` with the secret (and anything after 'Bearer ') blotted out."""
-    if secret:
-        text = text.replace(secret, "SG.***")
-    return text
-
-
-def refused(status: int, text: str, what: str, permission: str) -> AuthError:
-    """401 and 403 need different fixes: a bad key, or a good key lacking a permission."""
-    if status == 401:
-        return AuthError(
-            f"SendGrid refused the API key for {what} (401: {text})",
-            fix="check SENDGRID_API_KEY in .env: the key is wrong, expired or revoked",
-        )
-    return AuthError(
-        f"the API key may not {what} (403: {text})",
-        fix=f"give the key the {permission} permission in SendGrid's API key settings",
-    )
-
-
-def error_text(body: bytes | str | None) -> str:
-    """SendGrid's errors as one line: "message (field); message"."""
-    if not body:
-        return ""
-    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    try:
-        errors = json.loads(raw)["errors"]
-        parts = []
-        for error in errors:
-            field = error.get("field")
-            message = str(error.get("message", "")).strip()
-            parts.append(f"{message} (field {field})" if field else message)
-        return "; ".join(part for part in parts if part)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return " ".join(raw.split())[:500]
 
 
 class _Retryable(Exception):
@@ -122,14 +81,10 @@ class SendGridBackend:
         clock: Callable[[], float] = time.time,
         notify: Notify | None = None,
     ) -> None:
-        from sendgrid import SendGridAPIClient
-
-        quiet_client_loggers()
         self._key = api_key
         self.host = host.rstrip("/")
         self.max_batch_size = batch_size
-        self._client = SendGridAPIClient(api_key, host=self.host)
-        self._client.client.timeout = timeout
+        self._client = api_client(api_key, self.host, timeout)
         self._max_attempts = max_attempts
         self._backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
         self._max_rate_limit_wait = max_rate_limit_wait
@@ -271,18 +226,6 @@ class SendGridBackend:
         seconds = state.next_action.sleep if state.next_action else 0.0
         reason = exc.reason if isinstance(exc, _Retryable) else str(exc)
         self._notify(f"{reason}; retrying in {seconds:.1f} s")
-
-
-def api_key(settings: Settings, otherwise: str) -> str:
-    """The SendGrid key from the environment or .env; `otherwise` completes the fix."""
-    key = settings.secrets.sendgrid_api_key
-    if key is None:
-        raise ConfigError(
-            "SENDGRID_API_KEY is not set",
-            where=".env",
-            fix=f"add the key to .env (see .env.example){otherwise}",
-        )
-    return key.get_secret_value()
 
 
 def create(settings: Settings, notify: Notify) -> SendGridBackend:

@@ -1,0 +1,116 @@
+"""Before anything is sent: build and check the issue, refuse placeholders, sign the links.
+
+`Preflight` is what the editor confirms; the functions here are the gates every real send,
+dry run and test send passes through.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from newsletter.audience.unsubscribe import SECRET_ENV, UnsubscribeLinks
+from newsletter.deliver.backends import capabilities
+from newsletter.errors import ChecksFailed, ConfigError
+
+if TYPE_CHECKING:
+    from newsletter.build.output import Build
+    from newsletter.config import Settings
+    from newsletter.deliver.suppressions import SyncReport
+
+
+@dataclass
+class Preflight:
+    """What the editor confirms: the message, where it goes, and to how many."""
+
+    slug: str
+    subject: str
+    sender: str
+    backend: str
+    recipients: int
+    active: int
+    already_sent: int
+    unknown_held: int  # unknown rows left alone (resent only with --resend-unknown)
+    recovered: int  # rows an interrupted run left `sending`, now `unknown`
+    sync: SyncReport | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def refuse_placeholders(settings: Settings, build: Build, backend_name: str) -> None:
+    """example.org links must not reach subscribers; the outbox is a rehearsal, so it may."""
+    from newsletter.issue.placeholders import is_placeholder
+
+    if capabilities(backend_name).rehearsal or settings.file.delivery.allow_placeholders:
+        return
+    found = []
+    articles = sum(is_placeholder(article.url) for article in build.issue.articles())
+    if articles:
+        found.append(f"{articles} article link(s) in issue.yaml")
+    newsletter = settings.file.newsletter
+    for name in ("unsubscribe_url", "web_base_url"):
+        if _is_example_address(getattr(newsletter, name)):
+            found.append(f"[newsletter] {name} in newsletter.toml")
+    if found:
+        raise ChecksFailed(
+            f"issue {build.slug!r} still has example placeholders: {', '.join(found)}",
+            fix="replace them with real addresses, or rehearse with `--backend outbox`; "
+            "nothing was sent",
+        )
+
+
+def _is_example_address(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    reserved = ("example.org", "example.com", "example.net")  # RFC 2606
+    return (
+        host in reserved
+        or host.endswith(tuple(f".{name}" for name in reserved))
+        or (host.endswith((".example", ".invalid", ".test", ".localhost")))
+    )
+
+
+def build_for_sending(settings: Settings, slug: str) -> Build:
+    """Build the issue now (the build on disk is replaced); refuse one that fails its checks."""
+    from newsletter.build.output import make_build, write_build
+
+    build = make_build(settings, slug)
+    write_build(settings, build)
+    if not build.ok:
+        errors = [f for f in build.findings if f.level == "error"]
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ChecksFailed(
+            f"issue {slug!r} fails its checks: [{first.code}] {first.message}{more}",
+            fix=f"fix them and see `newsletter check {slug}`; nothing was sent",
+        )
+    return build
+
+
+def unsubscribe_links(
+    settings: Settings, backend: str, warnings: list[str], *, rehearsal: bool = False
+) -> UnsubscribeLinks:
+    """The list's link signer; without a secret only the outbox (or a rehearsal) may go on."""
+    newsletter = settings.file.newsletter
+    secret = settings.secrets.unsubscribe_secret
+    if secret is not None:
+        return UnsubscribeLinks(
+            newsletter.unsubscribe_url, newsletter.list_name, secret.get_secret_value()
+        )
+    # A setting, not the issue: the cron run stops at the first issue instead of every one.
+    missing = ConfigError(
+        f"{SECRET_ENV} is not set: unsubscribe links cannot be signed",
+        where=".env",
+        fix="set it to a long random string, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+    )
+    writes_files = capabilities(backend).rehearsal
+    if not writes_files and not rehearsal:
+        raise missing
+    warnings.append(
+        missing.line()
+        if not writes_files
+        else f"{SECRET_ENV} is not set: the outbox's unsubscribe links are signed with a "
+        "throwaway key (set it in .env before a real send)"
+    )
+    return UnsubscribeLinks(newsletter.unsubscribe_url, newsletter.list_name, secrets.token_hex(32))
