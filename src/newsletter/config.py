@@ -182,9 +182,11 @@ def load_settings(workspace: Path | None = None, environ: dict[str, str] | None 
     )
     config_path = root / CONFIG_FILE
     file_settings = _load_file(config_path)
-    env = dict(os.environ if environ is None else environ)
-    env = {**_read_dotenv(root / ".env"), **env}
-    return Settings(workspace=root, file=file_settings, secrets=_secrets_from(env, root))
+    process = dict(os.environ if environ is None else environ)
+    dotenv = _read_dotenv(root / ".env")
+    env = {**dotenv, **process}
+    where = {name: "the environment" if name in process else root / ".env" for name in env}
+    return Settings(workspace=root, file=file_settings, secrets=_secrets_from(env, where))
 
 
 def _load_file(path: Path) -> FileSettings:
@@ -231,7 +233,7 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _secrets_from(env: dict[str, str], root: Path) -> Secrets:
+def _secrets_from(env: dict[str, str], where: dict[str, str | Path]) -> Secrets:
     def get(name: str) -> str | None:
         value = env.get(name, "").strip()
         return value or None
@@ -242,10 +244,16 @@ def _secrets_from(env: dict[str, str], root: Path) -> Secrets:
 
     port = get("SMTP_PORT") or "587"
     if not port.isdigit():
-        raise ConfigError(f"SMTP_PORT={port!r} is not a port number", where=root / ".env")
+        raise ConfigError(f"SMTP_PORT={port!r} is not a port number", where=where["SMTP_PORT"])
+    key = secret("SENDGRID_API_KEY")
+    if key is not None:
+        _check_key(key, where["SENDGRID_API_KEY"])
+    host = get("SENDGRID_API_HOST")
+    if host is not None:
+        _check_host(host, where["SENDGRID_API_HOST"])
     return Secrets(
-        sendgrid_api_key=secret("SENDGRID_API_KEY"),
-        sendgrid_api_host=(get("SENDGRID_API_HOST") or DEFAULT_SENDGRID_HOST).rstrip("/"),
+        sendgrid_api_key=key,
+        sendgrid_api_host=(host or DEFAULT_SENDGRID_HOST).rstrip("/"),
         unsubscribe_secret=secret("NEWSLETTER_UNSUBSCRIBE_SECRET"),
         smtp_host=get("SMTP_HOST"),
         smtp_port=int(port),
@@ -254,3 +262,31 @@ def _secrets_from(env: dict[str, str], root: Path) -> Secrets:
         smtp_starttls=(get("SMTP_STARTTLS") or "true").lower() not in {"0", "false", "no"},
         smtp_ca_file=get("SMTP_CA_FILE"),
     )
+
+
+def _check_key(key: SecretStr, where: str | Path) -> None:
+    """A key goes into an HTTP header: one line of printable ASCII (never shown back)."""
+    value = key.get_secret_value()
+    if not (value.isascii() and value.isprintable()) or any(c.isspace() for c in value):
+        raise ConfigError(
+            "SENDGRID_API_KEY contains a space, a line break or a non-ASCII character",
+            where=where,
+            fix="paste the key again as one line (SendGrid keys are ASCII and start with SG.)",
+        )
+
+
+def _check_host(host: str, where: str | Path) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(host)
+        parts.port  # noqa: B018 - reading it validates the port
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid or not host.isascii() or any(c.isspace() for c in host):
+        raise ConfigError(
+            f"SENDGRID_API_HOST={host[:80]!r} is not an http(s) URL",
+            where=where,
+            fix=f"set it to {DEFAULT_SENDGRID_HOST} (or remove it)",
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,15 @@ class _Group(TyperGroup):
         except NewsletterError as error:
             typer.secho(f"error: {error.line()}", fg=typer.colors.RED, err=True)
             raise typer.Exit(error.exit_code) from None
+        except sqlite3.Error as error:  # last resort: a database the core could not use
+            typer.secho(
+                f"error: the workspace database failed ({error}) — check free disk space and "
+                "permissions, then run the command again (`newsletter status SLUG` shows "
+                "where a send stopped)",
+                fg=typer.colors.RED,
+                err=True,
+            )
+            raise typer.Exit(1) from None
         except OSError as error:  # last resort: a file or folder the core did not anticipate
             where = f"{error.filename}: " if error.filename else ""
             typer.secho(

@@ -306,6 +306,18 @@ class Sender:
                     ledger.release(batch.id)
                 summary.stopped = error
                 break
+            except Exception as exc:  # a fault the backend could not place: it may have gone
+                with timed():
+                    ledger.mark_unknown(batch.id, f"{type(exc).__name__}: {exc}")
+                summary.unknown += len(recipients)
+                _keep(summary.unknown_addresses, (r.email for r in recipients))
+                summary.stopped = DeliveryError(
+                    f"the {backend.name} backend failed ({type(exc).__name__}); the batch "
+                    "in flight may have been delivered and is recorded as unknown",
+                    fix=f"see `newsletter status {self.slug}`, fix the cause, then run the "
+                    "same command again",
+                )
+                break
             except KeyboardInterrupt:
                 with timed():
                     ledger.mark_unknown(batch.id, "interrupted while sending")

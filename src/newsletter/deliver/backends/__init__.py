@@ -110,7 +110,9 @@ def register(name: str, target: str, can: Capabilities | None = None) -> None:
 
 
 def capabilities(name: str) -> Capabilities:
-    return _REGISTRY[name].capabilities
+    """A registered backend's capabilities; one given directly (tests, plugins) has none."""
+    registered = _REGISTRY.get(name)
+    return registered.capabilities if registered else Capabilities()
 
 
 def scheduling_backends() -> list[str]:

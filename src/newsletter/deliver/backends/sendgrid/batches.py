@@ -81,7 +81,7 @@ class SendGridBatches:
             raise DeliveryError(
                 f"SendGrid answered {status} to {what}: {text}", where=self.host
             ) from None
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, ValueError, UnicodeError) as exc:
             reason = getattr(exc, "reason", exc)
             raise DeliveryError(
                 f"cannot reach SendGrid for {what} ({masked(str(reason), self._key)})",

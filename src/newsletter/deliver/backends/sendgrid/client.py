@@ -39,9 +39,19 @@ def quiet_client_loggers() -> None:
 
 
 def masked(text: str, secret: str) -> str:
-    """`text` with the secret (and anything after 'Bearer ') blotted out."""
-    if secret:
-        text = text.replace(secret, "SG.***")
+    """`text` with the secret blotted out in every form it may be quoted in."""
+    if not secret:
+        return text
+    forms = {
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        secret.encode("unicode_escape").decode("ascii"),
+        repr(secret.encode("utf-8", "backslashreplace"))[2:-1],
+    }
+    for form in sorted(forms, key=len, reverse=True):
+        if form:
+            text = text.replace(form, "SG.***")
     return text
 
 

@@ -159,6 +159,13 @@ class SendGridBackend:
             return self._refused(int(exc.status_code), exc.body, exc.headers)
         except urllib.error.URLError as exc:
             raise self._not_connected(exc) from None
+        except (ValueError, UnicodeError) as exc:
+            # http.client checks the URL, headers and body before it writes a byte.
+            raise DeliveryError(
+                f"the request could not be made ({masked(str(exc), self._key)})",
+                where="SENDGRID_API_KEY / SENDGRID_API_HOST",
+                fix="check both settings; nothing of this batch was sent",
+            ) from None
         except (TimeoutError, http.client.HTTPException, OSError) as exc:
             # Raised while waiting for the answer: the body was sent and may have been taken.
             return BatchResult(Outcome.UNKNOWN, error=self._lost(exc))

@@ -58,7 +58,9 @@ class SuppressionClient:
             response = endpoint.get(query_params=query)
         except exceptions.HTTPError as exc:
             raise self._refused(path, int(exc.status_code), exc.body) from None
-        except OSError as exc:  # URLError, timeouts, dropped connections: a read, so no harm
+        # URLError, timeouts, dropped connections, a request http.client refused to make:
+        # a read, so no harm.
+        except (OSError, ValueError, UnicodeError) as exc:
             raise DeliveryError(
                 f"cannot read /v3/{path} ({masked(str(exc), self._key)})",
                 where=self.host,

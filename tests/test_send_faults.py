@@ -1,0 +1,159 @@
+"""Faults inside a send that are not delivery outcomes: settings refused up front, batches
+never left `sending`, one line at the CLI and no secret in it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import load_settings
+from newsletter.deliver.backends import BatchResult
+from newsletter.deliver.message import Message, RecipientLike
+from newsletter.deliver.sender import Sender
+from tests._cli import run
+from tests._sending import (
+    SECRET,
+    add_subscribers,
+    ledger_states,
+    numbered,
+    sample_workspace,
+    write_env,
+)
+from tests.sendgrid_stub import SendGridStub, bypass_proxy_for_loopback
+
+KEY = "SG.test-key-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    bypass_proxy_for_loopback(monkeypatch)
+
+
+def _workspace(tmp_path: Path, **env: str) -> Path:
+    root = sample_workspace(tmp_path / "ws")
+    add_subscribers(root, numbered(3))
+    write_env(root, NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET, **env)
+    return root
+
+
+def _states(root: Path) -> dict[str, str]:
+    """The ledger read straight from newsletter.db (the settings refuse to load)."""
+    from newsletter.db import open_database
+    from newsletter.deliver.ledger import STATES, Ledger
+
+    conn = open_database(root / "newsletter.db")
+    try:
+        ledger = Ledger(conn)
+        return {email: s for s in STATES for email, _ in ledger.recipients("sample", s)}
+    finally:
+        conn.close()
+
+
+def _one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "SG.abc\\ndef",  # a double-quoted .env value: \n is a line break
+        "SG.abc def",
+        "SG.abcé",
+    ],
+)
+def test_a_key_that_cannot_be_a_header_is_refused_before_anything_is_claimed(
+    tmp_path: Path, key: str
+) -> None:
+    root = _workspace(tmp_path)
+    (root / ".env").write_text(
+        f'NEWSLETTER_UNSUBSCRIBE_SECRET={SECRET}\nSENDGRID_API_KEY="{key}"\n', encoding="utf-8"
+    )
+    outcome = run(root, "send", "sample", "--yes", "--backend", "sendgrid")
+    assert outcome.exit_code == 1
+    line = _one_line_error(outcome.stderr)
+    assert "SENDGRID_API_KEY contains a space, a line break or a non-ASCII character" in line
+    assert str(root / ".env") in line
+    for part in ("abc", "def"):
+        assert part not in outcome.stdout + outcome.stderr
+    assert set(_states(root).values()) <= {"pending"}
+
+
+@pytest.mark.parametrize("host", ["notaurl", "http://[::1", "ftp://api.sendgrid.com"])
+def test_a_host_that_is_not_an_http_url_is_refused_when_settings_are_read(
+    tmp_path: Path, host: str
+) -> None:
+    root = _workspace(tmp_path, SENDGRID_API_KEY=KEY, SENDGRID_API_HOST=host)
+    outcome = run(root, "send", "sample", "--yes")
+    assert outcome.exit_code == 1
+    line = _one_line_error(outcome.stderr)
+    assert "SENDGRID_API_HOST=" in line and "is not an http(s) URL" in line
+    assert "https://api.sendgrid.com" in line
+    assert KEY not in outcome.stdout + outcome.stderr
+    assert _states(root) == {}
+
+
+def test_a_host_given_in_the_environment_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _workspace(tmp_path, SENDGRID_API_KEY=KEY)
+    monkeypatch.setenv("SENDGRID_API_HOST", "notaurl")
+    line = _one_line_error(run(root, "send", "sample", "--yes").stderr)
+    assert "the environment" in line and ".env" not in line
+
+
+class _Exploding:
+    """A backend whose library fails in a way no outcome describes."""
+
+    name = "exploding"
+    unit = "request"
+    max_batch_size = 2
+    requests = 0
+    timings: dict[str, float] = {}  # noqa: RUF012 - the Backend protocol's attribute
+
+    def send_batch(self, message: Message, recipients: Sequence[RecipientLike]) -> BatchResult:
+        raise RuntimeError("library bug")
+
+    def describe(self) -> str:
+        return "exploding"
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_unexpected_backend_error_leaves_no_row_sending(tmp_path: Path) -> None:
+    root = _workspace(tmp_path)
+    settings = load_settings(root)
+    with Sender(settings, "sample", backend=_Exploding()) as sender:  # type: ignore[arg-type]
+        sender.preflight()
+        summary = sender.send()
+    assert summary.stopped is not None
+    assert "failed (RuntimeError)" in summary.stopped.line()
+    states = ledger_states(root, "sample")
+    assert sorted(states.values()) == ["pending", "unknown", "unknown"]
+    assert summary.unknown == 2
+
+
+def test_a_request_the_client_cannot_build_is_released_not_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """http.client refuses a bad header before a byte is written: nothing went out."""
+    with SendGridStub(KEY) as stub:
+        root = _workspace(tmp_path, SENDGRID_API_KEY=KEY, SENDGRID_API_HOST=stub.url)
+
+        def refuse(*_args: object, **_kwargs: object) -> None:
+            raise ValueError(f"Invalid header value b'Bearer {KEY}\\n'")
+
+        monkeypatch.setattr("http.client.HTTPConnection.putheader", refuse)
+        synced = run(root, "send", "sample", "--yes")
+        unsynced = run(root, "send", "sample", "--yes", "--no-sync")
+    assert "cannot read /v3/suppression/unsubscribes" in _one_line_error(synced.stderr)
+    assert unsynced.exit_code != 0
+    assert "the request could not be made" in _one_line_error(unsynced.stderr)
+    for outcome in (synced, unsynced):
+        assert KEY not in outcome.stdout + outcome.stderr
+    assert set(ledger_states(root, "sample").values()) == {"pending"}
