@@ -109,6 +109,9 @@ MISSING_AUTH_MESSAGE = "authorization required"
 PLAN_DROP_BEFORE_READ = "drop_before_read"
 PLAN_DROP_BEFORE_RESPONSE = "drop_before_response"
 PLAN_SLOW_PREFIX = "slow:"
+# SendGrid answers 401 with this text when the account's plan has no credits left.
+PLAN_NO_CREDITS = "no_credits"
+NO_CREDITS_MESSAGE = "Maximum credits exceeded"
 
 
 # --------------------------------------------------------------------------- the spec
@@ -561,7 +564,7 @@ class RequestRecord:
 
 def check_plan_entry(entry: str) -> str:
     """``entry`` if the stub understands it, else ValueError."""
-    if entry in (PLAN_DROP_BEFORE_READ, PLAN_DROP_BEFORE_RESPONSE, "202"):
+    if entry in (PLAN_DROP_BEFORE_READ, PLAN_DROP_BEFORE_RESPONSE, PLAN_NO_CREDITS, "202"):
         return entry
     if entry.startswith(PLAN_SLOW_PREFIX):
         seconds = float(entry.removeprefix(PLAN_SLOW_PREFIX))
@@ -572,7 +575,8 @@ def check_plan_entry(entry: str) -> str:
         return entry
     raise ValueError(
         f"unknown plan entry {entry!r}: use a status code ({', '.join(map(str, ERROR_MESSAGES))}"
-        f" or 202), {PLAN_DROP_BEFORE_READ!r}, {PLAN_DROP_BEFORE_RESPONSE!r} or 'slow:<seconds>'"
+        f" or 202), {PLAN_DROP_BEFORE_READ!r}, {PLAN_DROP_BEFORE_RESPONSE!r}, {PLAN_NO_CREDITS!r}"
+        " or 'slow:<seconds>'"
     )
 
 
@@ -771,6 +775,10 @@ class SendGridStub:
             self._record(RequestRecord("POST", MAIL_SEND, None, answered=False, plan=entry))
             return StubResponse(0, drop=True)
         raw = read_body()
+        if entry == PLAN_NO_CREDITS:
+            response = StubResponse.errors(401, ApiError(NO_CREDITS_MESSAGE))
+            self._record(RequestRecord("POST", MAIL_SEND, response.status, plan=entry))
+            return response
         if entry is not None and entry.isdigit() and entry != "202":
             response = self._planned_error(int(entry))
             self._record(RequestRecord("POST", MAIL_SEND, response.status, plan=entry))

@@ -154,11 +154,16 @@ def test_a_lost_answer_leaves_the_batch_unknown_and_a_rerun_sends_only_the_rest(
     # The stub did take the dropped requests: everyone has the issue once already.
     assert delivered_once(stub, numbered(5))
     rerun = send(root, "--yes")
-    assert rerun.exit_code == 0
+    # Nothing left to send, but the issue is not complete: cron must not read it as done.
+    assert rerun.exit_code == 3
     assert rerun.stdout.splitlines()[-2:] == [
         "recipients  0 (5 active subscribers, 2 already sent, 3 unknown, not resent)",
         "nothing to send",
     ]
+    assert rerun.stderr.splitlines()[-1].startswith(
+        "error: issue 'sample' is not complete: 3 recipients unknown (the request may have "
+        "gone out) — see `newsletter status sample`; "
+    )
     assert delivered_once(stub, numbered(5))
     forced = send(root, "--yes", "--resend-unknown")
     assert forced.exit_code == 0, forced.stderr

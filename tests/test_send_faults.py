@@ -157,3 +157,16 @@ def test_a_request_the_client_cannot_build_is_released_not_unknown(
     for outcome in (synced, unsynced):
         assert KEY not in outcome.stdout + outcome.stderr
     assert set(ledger_states(root, "sample").values()) == {"pending"}
+
+
+def test_an_account_out_of_credits_is_not_called_a_bad_key(tmp_path: Path) -> None:
+    with SendGridStub(KEY) as stub:
+        root = _workspace(tmp_path, SENDGRID_API_KEY=KEY, SENDGRID_API_HOST=stub.url)
+        stub.plan("no_credits")
+        outcome = run(root, "send", "sample", "--yes", "--no-sync")
+        assert stub.deliveries(issue="sample") == {}
+    assert outcome.exit_code == 3
+    line = _one_line_error(outcome.stderr)
+    assert "the account has no email credits left (401: Maximum credits exceeded)" in line
+    assert "SENDGRID_API_KEY" not in line
+    assert set(ledger_states(root, "sample").values()) == {"pending"}

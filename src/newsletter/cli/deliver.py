@@ -124,6 +124,13 @@ def send(
                 else ""
             )
             info(f"nothing to send{hint}")
+            if preflight.unknown_held:
+                raise DeliveryError(
+                    f"issue {slug!r} is not complete: {preflight.unknown_held:,} recipient"
+                    f"{_s(preflight.unknown_held)} unknown (the request may have gone out)",
+                    fix=f"see `newsletter status {slug}`; `newsletter send {slug} "
+                    "--resend-unknown` sends to them (some may get it twice)",
+                )
             return
         _confirm(preflight, yes)
         summary = _run(sender)

@@ -10,7 +10,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from newsletter.errors import AuthError, ConfigError
+from newsletter.errors import AuthError, ConfigError, DeliveryError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -55,8 +55,17 @@ def masked(text: str, secret: str) -> str:
     return text
 
 
-def refused(status: int, text: str, what: str, permission: str) -> AuthError:
-    """401 and 403 need different fixes: a bad key, or a good key lacking a permission."""
+def refused(status: int, text: str, what: str, permission: str) -> DeliveryError:
+    """401 and 403 need different fixes: a bad key, or a good key lacking a permission.
+
+    An account out of credits also answers 401; its key is fine, so it is not an AuthError.
+    """
+    if status == 401 and "credits" in text.lower():
+        return DeliveryError(
+            f"SendGrid refused to {what}: the account has no email credits left (401: {text})",
+            fix="upgrade the SendGrid plan or wait until its credits renew, then run the "
+            "same command again; nothing of this batch was sent",
+        )
     if status == 401:
         return AuthError(
             f"SendGrid refused the API key for {what} (401: {text})",

@@ -36,6 +36,7 @@ from newsletter.deliver.backends.sendgrid.client import (
     api_key,
     error_text,
     masked,
+    refused,
 )
 from newsletter.deliver.backends.sendgrid.limits import REQUEST_BYTES_BUDGET
 from newsletter.deliver.backends.sendgrid.request import SendGridRequest
@@ -177,6 +178,8 @@ class SendGridBackend:
     def _refused(self, status: int, body: bytes | None, headers: Any) -> BatchResult:
         text = masked(error_text(body), self._key) or "no details given"
         said = f"SendGrid answered {status}: {text}"
+        if status == 401 and "credits" in text.lower():
+            raise refused(status, text, "send mail", "Mail Send")
         if status in (401, 403):
             raise AuthError(
                 f"SendGrid refused the API key ({status}: {text})",
