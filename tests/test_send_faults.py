@@ -170,3 +170,28 @@ def test_an_account_out_of_credits_is_not_called_a_bad_key(tmp_path: Path) -> No
     assert "the account has no email credits left (401: Maximum credits exceeded)" in line
     assert "SENDGRID_API_KEY" not in line
     assert set(ledger_states(root, "sample").values()) == {"pending"}
+
+
+def test_a_very_long_subscriber_name_keeps_every_header_line_within_998_octets(
+    tmp_path: Path,
+) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    write_env(root, NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET)
+    from newsletter.db import open_database, transaction
+
+    conn = open_database(root / "newsletter.db")
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO subscribers (email, email_key, name, first_name, fields, status, "
+            "created, updated) VALUES ('long@example.org', 'long@example.org', ?, 'Kim', '{}', "
+            "'active', 'now', 'now')",
+            ("Kim " + "x" * 5000,),
+        )
+    conn.close()
+    outcome = run(root, "send", "sample", "--yes", "--backend", "outbox")
+    assert outcome.exit_code == 0, outcome.stderr
+    (eml,) = (root / "outbox" / "sample").iterdir()
+    raw = eml.read_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0] if b"\r\n\r\n" in raw else raw.split(b"\n\n", 1)[0]
+    assert max(len(line) for line in head.splitlines()) <= 998
+    assert b"Kim xxx" in head

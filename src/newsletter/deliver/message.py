@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from newsletter.config import Settings
 
 FALLBACK_FIRST_NAME = "there"
+# A name this long is a mistake; capped, `To:` stays far inside RFC 5322's 998 octets.
+MAX_DISPLAY_NAME_CHARS = 200
 TEST_SUBJECT_PREFIX = "[TEST] "
 
 MAX_FIRST_NAME_CHARS = 100
@@ -50,9 +52,14 @@ class RecipientLike(Protocol):
     def first_name(self) -> str | None: ...
 
 
+def is_multiline(value: str) -> bool:
+    """Any line or paragraph separator (CR, LF, U+0085, U+2028, U+2029, ...) is a break."""
+    return len((value + "x").splitlines()) > 1
+
+
 def check_header_value(field_name: str, value: str) -> str:
     """`value` if it is safe in a mail header, else a UserError naming the field."""
-    if "\r" in value or "\n" in value:
+    if is_multiline(value):
         raise UserError(
             f"{field_name} contains a line break ({value[:60]!r})",
             fix="a header value must be a single line; remove the line break",
@@ -86,8 +93,8 @@ def display_name(name: str | None) -> str | None:
     """A recipient's name fit for `To:` and SendGrid's `to.name` (no ; , quotes or CR/LF)."""
     if not name:
         return None
-    cleaned = " ".join(_NOT_IN_NAMES.sub(" ", name).split())
-    return cleaned or None
+    cleaned = " ".join(_NOT_IN_NAMES.sub(" ", name).split())[:MAX_DISPLAY_NAME_CHARS]
+    return cleaned.strip() or None
 
 
 def first_name_of(recipient: RecipientLike) -> str:
@@ -151,6 +158,12 @@ class Message:
     def __post_init__(self) -> None:
         check_header_value("the subject", self.subject)
         check_header_value("the sender name", self.sender.name or "")
+        if len(self.sender.name or "") > MAX_DISPLAY_NAME_CHARS:
+            raise UserError(
+                f"the sender name is {len(self.sender.name or ''):,} characters long",
+                where="newsletter.toml [sender] name",
+                fix=f"shorten it to at most {MAX_DISPLAY_NAME_CHARS} characters",
+            )
         check_header_value("the sender address", self.sender.email)
         check_header_value("reply_to", self.reply_to or "")
         for name, value in self.headers.items():
