@@ -541,7 +541,8 @@ def test_a_real_send_refuses_example_placeholders(tmp_path: Path, stub: SendGrid
     assert outcome.stderr.splitlines()[-1] == (
         "error: issue 'sample' still has example placeholders: 11 article link(s) in issue.yaml,"
         " [newsletter] unsubscribe_url in newsletter.toml, [newsletter] web_base_url in"
-        " newsletter.toml — replace them with real addresses, or rehearse with `--backend"
+        " newsletter.toml, [sender] email in newsletter.toml, [sender] reply_to in"
+        " newsletter.toml, [sender] postal_address in newsletter.toml — replace them with real addresses, or rehearse with `--backend"
         " outbox`; nothing was sent"
     )
     assert stub.accepted == []

@@ -195,3 +195,32 @@ def test_a_very_long_subscriber_name_keeps_every_header_line_within_998_octets(
     head = raw.split(b"\r\n\r\n", 1)[0] if b"\r\n\r\n" in raw else raw.split(b"\n\n", 1)[0]
     assert max(len(line) for line in head.splitlines()) <= 998
     assert b"Kim xxx" in head
+
+
+def test_a_real_send_refuses_the_example_sender_and_postal_address(tmp_path: Path) -> None:
+    """Real article links and list URLs, but From and the postal address still the example."""
+    root = _workspace(tmp_path, SENDGRID_API_KEY=KEY)
+    config = root / "newsletter.toml"
+    text = config.read_text(encoding="utf-8").replace("allow_placeholders = true\n", "")
+    text = text.replace("https://example.org/", "https://news.example-media.eu/")
+    config.write_text(text, encoding="utf-8")
+    issue = root / "issues" / "sample" / "issue.yaml"
+    issue.write_text(
+        issue.read_text(encoding="utf-8").replace(
+            "https://example.org/placeholder/", "https://news.example-media.eu/story/"
+        ),
+        encoding="utf-8",
+    )
+    with SendGridStub(KEY) as stub:
+        (root / ".env").write_text(
+            f"NEWSLETTER_UNSUBSCRIBE_SECRET={SECRET}\nSENDGRID_API_KEY={KEY}\n"
+            f"SENDGRID_API_HOST={stub.url}\n",
+            encoding="utf-8",
+        )
+        outcome = run(root, "send", "sample", "--yes", "--no-sync")
+        assert stub.accepted == []
+    assert outcome.exit_code == 1
+    line = _one_line_error(outcome.stderr)
+    assert "still has example placeholders: [sender] email in newsletter.toml, [sender]" in line
+    assert "[sender] postal_address in newsletter.toml" in line
+    assert "article link" not in line and "[newsletter]" not in line

@@ -6,6 +6,7 @@ dry run and test send passes through.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -14,6 +15,10 @@ from urllib.parse import urlsplit
 from newsletter.audience.unsubscribe import SECRET_ENV, UnsubscribeLinks
 from newsletter.deliver.backends import capabilities
 from newsletter.errors import ChecksFailed, ConfigError
+
+# The example postal address of `newsletter init` and the sample ("Example Media, 1 Example
+# Street"): the law wants the sender's real one in every message.
+_EXAMPLE_WORD = re.compile(r"\bexample\b", re.IGNORECASE)
 
 if TYPE_CHECKING:
     from newsletter.build.output import Build
@@ -52,6 +57,12 @@ def refuse_placeholders(settings: Settings, build: Build, backend_name: str) -> 
     for name in ("unsubscribe_url", "web_base_url"):
         if _is_example_address(getattr(newsletter, name)):
             found.append(f"[newsletter] {name} in newsletter.toml")
+    sender = settings.file.sender
+    for name, address in (("email", sender.email), ("reply_to", sender.reply_to or "")):
+        if _is_example_host(address.rpartition("@")[2]):
+            found.append(f"[sender] {name} in newsletter.toml")
+    if _EXAMPLE_WORD.search(sender.postal_address):
+        found.append("[sender] postal_address in newsletter.toml")
     if found:
         raise ChecksFailed(
             f"issue {build.slug!r} still has example placeholders: {', '.join(found)}",
@@ -61,7 +72,11 @@ def refuse_placeholders(settings: Settings, build: Build, backend_name: str) -> 
 
 
 def _is_example_address(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
+    return _is_example_host(urlsplit(url).hostname or "")
+
+
+def _is_example_host(host: str) -> bool:
+    host = host.lower().rstrip(".")
     reserved = ("example.org", "example.com", "example.net")  # RFC 2606
     return (
         host in reserved
