@@ -144,7 +144,8 @@ def test_prepare_adds_active_subscribers_once(conn: sqlite3.Connection, ledger: 
     assert ledger.prepare(ISSUE) == 5
     assert ledger.prepare(ISSUE) == 0
     insert_subscribers(conn, numbered(1, start=7))
-    assert ledger.prepare(ISSUE) == 1
+    assert ledger.prepare(ISSUE) == 0  # the recipients were taken at the first prepare
+    assert ledger.prepare(ISSUE, newcomers=True) == 1
     counts(ledger, pending=6)
     assert ledger.issues() == [ISSUE]
     counts(ledger, "never-prepared")

@@ -104,7 +104,8 @@ def test_a_finished_issue_is_not_sent_again_without_resend(
     assert again.exit_code == 1
     assert again.stderr == (
         "error: issue 'sample' was already sent to 3 recipients — nothing to do; "
-        "`newsletter send sample --resend` sends it to every active subscriber again\n"
+        "`newsletter send sample --new-subscribers` sends it to those who subscribed since, "
+        "`--resend` to every active subscriber again\n"
     )
     assert delivered_once(stub, numbered(3))
     resent = send(root, "--yes", "--resend")
@@ -542,8 +543,8 @@ def test_a_real_send_refuses_example_placeholders(tmp_path: Path, stub: SendGrid
         "error: issue 'sample' still has example placeholders: 11 article link(s) in issue.yaml,"
         " [newsletter] unsubscribe_url in newsletter.toml, [newsletter] web_base_url in"
         " newsletter.toml, [sender] email in newsletter.toml, [sender] reply_to in"
-        " newsletter.toml, [sender] postal_address in newsletter.toml — replace them with real addresses, or rehearse with `--backend"
-        " outbox`; nothing was sent"
+        " newsletter.toml, [sender] postal_address in newsletter.toml — replace them with"
+        " real addresses, or rehearse with `--backend outbox`; nothing was sent"
     )
     assert stub.accepted == []
 

@@ -65,6 +65,12 @@ def send(
         help="Also send to recipients whose earlier request lost its answer "
         "(they may get the issue twice).",
     ),
+    new_subscribers: bool = typer.Option(
+        False,
+        "--new-subscribers",
+        help="Also send to those who subscribed after the issue's recipients were taken "
+        "(at its first send) and never got it; nobody gets it twice.",
+    ),
     no_sync: bool = typer.Option(
         False, "--no-sync", help="Skip pulling SendGrid's suppression lists first."
     ),
@@ -75,8 +81,10 @@ def send(
     """Build the issue and send it to every active subscriber, each exactly once.
 
     Shows subject, sender, backend and recipient count and asks first (--yes skips
-    that; without a terminal --yes is required). A rerun sends only to those not yet
-    sent. Exit status 3 when a recipient failed or is unknown, 4 when the key is refused.
+    that; without a terminal --yes is required). The recipients are taken at the first
+    send; a rerun sends only to those of them not yet sent, and --new-subscribers adds
+    those who subscribed since. Exit status 3 when the issue is not complete (a recipient
+    failed or is unknown), 4 when the key is refused.
 
     Example:  newsletter send 2026-12-01 --test me@example.org
 
@@ -89,6 +97,7 @@ def send(
             "--backend": backend is not None,
             "--resend": resend,
             "--resend-unknown": resend_unknown,
+            "--new-subscribers": new_subscribers,
             "--no-sync": no_sync,
         }
         _refuse_with_due(slug, [option for option, on in given.items() if on])
@@ -108,6 +117,7 @@ def send(
         backend=backend and backend.value,
         resend=resend,
         resend_unknown=resend_unknown,
+        new_subscribers=new_subscribers,
         sync=not no_sync,
     )
     with Sender(workspace, slug, options) as sender:
@@ -148,6 +158,8 @@ _NOT_WITH_DUE = {
     "`newsletter send SLUG --resend`",
     "--resend-unknown": "recipients left unknown are resent only by hand, with "
     "`newsletter send SLUG --resend-unknown`",
+    "--new-subscribers": "a scheduled send goes to the recipients taken at its start; reach "
+    "later subscribers by hand with `newsletter send SLUG --new-subscribers`",
     "--no-sync": "a scheduled send never skips SendGrid's suppression lists",
 }
 

@@ -73,7 +73,8 @@ def rehearse(self: Sender) -> DryRun:
     html_counts = {tag: message.html.count(tag) for tag in _tags()}
     ledger = Ledger(self.conn)
     already = ledger.counts(self.slug)[SENT]
-    if ledger.is_complete(self.slug) and ledger.was_sent(self.slug) and not self.options.resend:
+    again = self.options.resend or self.options.new_subscribers
+    if ledger.is_complete(self.slug) and ledger.was_sent(self.slug) and not again:
         problems.append(
             f"issue {self.slug!r} was already sent ({already:,}); a send would need --resend"
         )

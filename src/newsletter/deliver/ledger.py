@@ -100,11 +100,14 @@ class Ledger:
 
     # -- preparing and recovering ---------------------------------------------------------
 
-    def prepare(self, issue: str) -> int:
-        """Make every active subscriber not yet in this issue's ledger pending; return how many.
+    def prepare(self, issue: str, *, newcomers: bool = False) -> int:
+        """Take the issue's recipients: every active subscriber, once; return how many.
 
-        Rows `skipped` earlier whose subscriber is active again become pending too: they
-        were never sent, so sending them now cannot send anyone the issue twice.
+        The recipients are taken when the issue is first prepared with anyone to send to:
+        a resumed send goes on with that list, and people who subscribed since join only
+        when asked (`newcomers`, `send --new-subscribers`). Rows `skipped` earlier whose
+        subscriber is active again become pending too: they were never sent, so sending them
+        now sends nobody twice.
         """
         with transaction(self.conn):
             self.conn.execute(
@@ -113,12 +116,18 @@ class Ledger:
             )
             issue_id = self._issue_id(issue)
             assert issue_id is not None
-            added = self.conn.execute(
-                "INSERT OR IGNORE INTO ledger (issue_id, subscriber_id, email_key, state) "
-                "SELECT ?, id, email_key, 'pending' FROM subscribers "
-                "WHERE status = 'active' ORDER BY id",
-                (issue_id,),
-            ).rowcount
+            # A run that found nobody took no recipients yet: the next one takes them.
+            taken = self.conn.execute(
+                "SELECT 1 FROM ledger WHERE issue_id = ? LIMIT 1", (issue_id,)
+            ).fetchone()
+            added = 0
+            if newcomers or taken is None:
+                added = self.conn.execute(
+                    "INSERT OR IGNORE INTO ledger (issue_id, subscriber_id, email_key, state) "
+                    "SELECT ?, id, email_key, 'pending' FROM subscribers "
+                    "WHERE status = 'active' ORDER BY id",
+                    (issue_id,),
+                ).rowcount
             revived = self.conn.execute(
                 "UPDATE ledger SET state = 'pending' "
                 "WHERE issue_id = ? AND state = 'skipped' "

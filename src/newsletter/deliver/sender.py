@@ -62,6 +62,8 @@ class SendOptions:
     backend: str | None = None
     resend: bool = False
     resend_unknown: bool = False
+    # Also those who subscribed after the issue's recipients were taken and never got it.
+    new_subscribers: bool = False
     sync: bool = True
     # A scheduled hand-over: SendGrid holds every request until send_at, under batch_id.
     send_at: int | None = None
@@ -231,13 +233,14 @@ class Sender:
         from newsletter.deliver.ledger import SENT
 
         # was_sent: a run that found nobody to send to leaves a ledger that is "complete".
-        if ledger.is_complete(self.slug) and ledger.was_sent(self.slug) and not self.options.resend:
+        again = self.options.resend or self.options.new_subscribers
+        if ledger.is_complete(self.slug) and ledger.was_sent(self.slug) and not again:
             sent = ledger.counts(self.slug)[SENT]
             raise UserError(
                 f"issue {self.slug!r} was already sent to {sent:,} recipient"
                 f"{'' if sent == 1 else 's'}",
-                fix=f"nothing to do; `newsletter send {self.slug} --resend` sends it to "
-                "every active subscriber again",
+                fix=f"nothing to do; `newsletter send {self.slug} --new-subscribers` sends it "
+                f"to those who subscribed since, `--resend` to every active subscriber again",
             )
 
     def _sync(self) -> SyncReport:
@@ -257,7 +260,7 @@ class Sender:
         elif self.options.resend_unknown:
             states.add(UNKNOWN)
         ledger.requeue(self.slug, states)
-        ledger.prepare(self.slug)
+        ledger.prepare(self.slug, newcomers=self.options.new_subscribers)
 
     # -- sending
 
