@@ -3,7 +3,9 @@ never left `sending`, one line at the CLI and no secret in it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import subprocess
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -224,3 +226,49 @@ def test_a_real_send_refuses_the_example_sender_and_postal_address(tmp_path: Pat
     assert "still has example placeholders: [sender] email in newsletter.toml, [sender]" in line
     assert "[sender] postal_address in newsletter.toml" in line
     assert "article link" not in line and "[newsletter]" not in line
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real file system that fills up: a 160 KiB tmpfs (needs root, as CI has)."""
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a tmpfs and needs root (CI runs as root)")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_mid_batch_records_the_files_written_as_sent(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    add_subscribers(root, numbered(10))
+    write_env(root, NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET)
+    config = root / "newsletter.toml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + f'\n[paths]\noutbox = "{small_disk}"\n',
+        encoding="utf-8",
+    )
+    full = run(root, "send", "sample", "--yes", "--backend", "outbox")
+    assert full.exit_code == 3
+    assert "cannot write the outbox" in _one_line_error(full.stderr)
+    written = sorted(p.name for p in (small_disk / "sample").glob("*.eml"))
+    states = ledger_states(root, "sample")
+    sent = sorted(f"{email}.eml" for email, state in states.items() if state == "sent")
+    assert 0 < len(written) < 10
+    assert sent == written  # exactly the recipients who have a file are recorded as sent
+    assert sorted(states.values()).count("pending") == 10 - len(written)
+    roomy = tmp_path / "roomy"  # the editor frees space: the rerun writes elsewhere
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(str(small_disk), str(roomy)),
+        encoding="utf-8",
+    )
+    rerun = run(root, "send", "sample", "--yes", "--backend", "outbox")
+    assert rerun.exit_code == 0, rerun.stderr
+    assert f"sent {10 - len(written)}, skipped 0, failed 0, unknown 0" in rerun.stdout
+    again = sorted(p.name for p in (roomy / "sample").glob("*.eml"))
+    assert set(again).isdisjoint(written) and len(again) == 10 - len(written)

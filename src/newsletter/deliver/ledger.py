@@ -237,6 +237,25 @@ class Ledger:
         """The request provably did not go out: its rows are pending again."""
         self._finish(batch_id, PENDING, (SENDING,))
 
+    def release_from(self, batch_id: int, subscriber_id: int) -> int:
+        """Put the batch's rows from `subscriber_id` on back to pending (they provably did
+        not go out); the batch keeps the rows before it. Returns how many were released."""
+        with transaction(self.conn):
+            state = self.conn.execute(
+                "SELECT state FROM batches WHERE id = ?", (batch_id,)
+            ).fetchone()
+            if state is None or state[0] != SENDING:
+                raise ValueError(f"batch {batch_id} is not sending")
+            released = self.conn.execute(
+                "UPDATE ledger SET state = 'pending' "
+                "WHERE batch_id = ? AND state = 'batched' AND subscriber_id >= ?",
+                (batch_id, subscriber_id),
+            ).rowcount
+            self.conn.execute(
+                "UPDATE batches SET size = size - ? WHERE id = ?", (released, batch_id)
+            )
+        return int(released)
+
     def _finish(
         self,
         batch_id: int,

@@ -333,6 +333,10 @@ class Sender:
                 break
             with timed():
                 split = self._record(ledger, batch.id, recipients, result, summary)
+            if result.outcome == Outcome.PARTIAL:
+                done += result.delivered
+                summary.stopped = DeliveryError(result.error or "stopped part-way")
+                break
             if split:
                 sizes[:0] = split
                 continue
@@ -372,6 +376,10 @@ class Sender:
             ledger.mark_unknown(batch_id, result.error or "answer lost")
             summary.unknown += count
             _keep(summary.unknown_addresses, (r.email for r in recipients))
+        elif result.outcome == Outcome.PARTIAL and 0 < result.delivered < count:
+            ledger.release_from(batch_id, recipients[result.delivered].subscriber_id)
+            ledger.mark_sent(batch_id, result.message_id)
+            summary.sent += result.delivered
         elif result.outcome == Outcome.TOO_LARGE and count > 1:
             ledger.release(batch_id)
             self._notes.append(f"request too large; splitting {count:,} recipients in two")

@@ -10,6 +10,9 @@ Outcomes, and what the ledger does with them:
 - `FAILED`: refused for good, e.g. SendGrid's 400 (`mark_failed`; a rerun tries again).
 - `UNKNOWN`: the request may have been delivered but its answer was lost (`mark_unknown`).
 - `TOO_LARGE`: refused for its size before anything was delivered; the caller splits it.
+- `PARTIAL`: the first `delivered` recipients got it, the rest provably did not (a backend
+  that delivers one by one and hit a fault, e.g. a full disk); the caller records each
+  side and stops.
 
 A backend raises `AuthError` when the credentials are refused and `DeliveryError` when it
 gave up on a fault it could retry; in both cases nothing of the batch was delivered.
@@ -37,6 +40,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     TOO_LARGE = "too_large"
+    PARTIAL = "partial"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class BatchResult:
     message_id: str | None = None
     error: str | None = None
     requests: int = 1  # requests (or messages, or files) that went out, retries included
+    delivered: int = 0  # PARTIAL only: how many of the batch's recipients, in order, got it
 
 
 Notify = Callable[[str], None]

@@ -59,6 +59,7 @@ class OutboxBackend:
 
     def send_batch(self, message: Message, recipients: Sequence[RecipientLike]) -> BatchResult:
         folder = self.folder(message)
+        written = 0
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for recipient in recipients:
@@ -68,13 +69,20 @@ class OutboxBackend:
                 started = time.perf_counter()
                 _write_atomically(folder / file_name(recipient.email), data)
                 self.requests += 1
+                written += 1
                 self.timings["io"] += time.perf_counter() - started
         except OSError as exc:
-            raise DeliveryError(
+            error = DeliveryError(
                 f"cannot write the outbox ({exc.strerror or exc})",
                 where=folder,
                 fix="check the disk and the folder's permissions, then send again",
-            ) from None
+            )
+            if not written:
+                raise error from None
+            # The files already written are delivered; the caller must not write them again.
+            return BatchResult(
+                Outcome.PARTIAL, error=error.line(), requests=written, delivered=written
+            )
         return BatchResult(Outcome.SENT, requests=len(recipients))
 
 
