@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests._sending import API_KEY, add_subscribers, ledger_states, numbered
-from tests.sendgrid_stub import SendGridStub, bypass_proxy_for_loopback
+from tests._sending import add_subscribers, ledger_states, numbered
+from tests.sendgrid_stub import SendGridStub
+from tests.test_send import _no_proxy as _no_proxy  # the fixtures
 from tests.test_send import delivered_once, send, workspace_with
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    bypass_proxy_for_loopback(monkeypatch)
-
-
-@pytest.fixture
-def stub() -> Iterator[SendGridStub]:
-    with SendGridStub(API_KEY) as running:
-        yield running
+from tests.test_send import stub as stub
 
 
 def test_subscribers_who_join_after_a_send_get_it_only_with_new_subscribers(
