@@ -272,3 +272,24 @@ def test_a_full_disk_mid_batch_records_the_files_written_as_sent(
     assert f"sent {10 - len(written)}, skipped 0, failed 0, unknown 0" in rerun.stdout
     again = sorted(p.name for p in (roomy / "sample").glob("*.eml"))
     assert set(again).isdisjoint(written) and len(again) == 10 - len(written)
+
+
+def test_a_rehearsal_to_the_outbox_does_not_block_the_real_send(tmp_path: Path) -> None:
+    with SendGridStub(KEY) as stub:
+        root = _workspace(tmp_path, SENDGRID_API_KEY=KEY, SENDGRID_API_HOST=stub.url)
+        rehearsal = run(root, "send", "sample", "--yes", "--backend", "outbox")
+        assert rehearsal.exit_code == 0, rehearsal.stderr
+        assert len(list((root / "outbox" / "sample").glob("*.eml"))) == 3
+        again = run(root, "send", "sample", "--yes", "--backend", "outbox")
+        assert "was already sent to 3 recipients" in again.stderr  # to the outbox, yes
+        status = run(root, "status", "sample")
+        assert "  sent by  outbox 3 (the outbox is a rehearsal" in status.stdout
+        real = run(root, "send", "sample", "--yes", "--backend", "sendgrid", "--no-sync")
+        assert real.exit_code == 0, real.stderr
+        assert "sent 3, skipped 0, failed 0, unknown 0" in real.stdout
+        assert stub.deliveries(issue="sample") == dict.fromkeys(numbered(3), 1)
+        done = run(root, "send", "sample", "--yes", "--backend", "sendgrid", "--no-sync")
+        assert "was already sent to 3 recipients" in done.stderr
+        assert stub.deliveries(issue="sample") == dict.fromkeys(numbered(3), 1)
+    status = run(root, "status", "sample", "--json")
+    assert '"sent_by": {\n    "sendgrid": 3\n  }' in status.stdout

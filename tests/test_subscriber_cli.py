@@ -224,6 +224,7 @@ def test_status_json_for_scripts(ws: Path) -> None:
             "unknown": 1,
             "skipped": 0,
         },
+        "sent_by": {"unrecorded": 2},  # batches claimed without naming their backend
         "unknown": [
             {
                 "email": "reader3@example.org",

@@ -129,6 +129,14 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             """,
         ),
     ),
+    (
+        "005_batch_backend",
+        (
+            # Which backend sent a batch: a rehearsal (the outbox) must not count as the
+            # issue going out when a real backend sends it afterwards. NULL: before 005.
+            "ALTER TABLE batches ADD COLUMN backend TEXT",
+        ),
+    ),
 )
 
 

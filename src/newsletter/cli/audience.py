@@ -260,6 +260,7 @@ def status(
             )
         counts = ledger.counts(slug)
         complete = ledger.is_complete(slug)
+        by_backend = ledger.sent_by_backend(slug)
         problems = {
             state: list(ledger.recipients(slug, state, limit or None))
             for state in (UNKNOWN, FAILED)
@@ -271,6 +272,7 @@ def status(
             "complete": complete,
             "recipients": recipients,
             "counts": counts,
+            "sent_by": by_backend,
         }
         for state, rows in problems.items():
             document[state] = [{"email": email, "error": error} for email, error in rows]
@@ -278,6 +280,10 @@ def status(
         return
     verdict = "complete" if complete else "not complete"
     info(f"{slug}: {counts[SENT]:,} of {recipients:,} recipients sent — {verdict}")
+    if set(by_backend) - {"unrecorded"}:
+        sent_by = ", ".join(f"{name} {n:,}" for name, n in by_backend.items())
+        rehearsed = " (the outbox is a rehearsal: a real send reaches them again)"
+        info(f"  sent by  {sent_by}{rehearsed if 'outbox' in by_backend else ''}")
     width = max(len(f"{n:,}") for n in counts.values())
     for state in STATES:
         info(f"  {state:<9}{counts[state]:>{width},}")

@@ -71,10 +71,13 @@ def rehearse(self: Sender) -> DryRun:
         else min(self.settings.file.delivery.batch_size, MAX_PERSONALIZATIONS)
     )
     html_counts = {tag: message.html.count(tag) for tag in _tags()}
-    ledger = Ledger(self.conn)
-    already = ledger.counts(self.slug)[SENT]
+    with rolled_back(self.conn):  # the ledger as a real send would see it
+        ledger = Ledger(self.conn)
+        ledger.forget_rehearsals(self.slug, self.rehearsals())
+        already = ledger.counts(self.slug)[SENT]
+        finished = ledger.is_complete(self.slug) and ledger.was_sent(self.slug)
     again = self.options.resend or self.options.new_subscribers
-    if ledger.is_complete(self.slug) and ledger.was_sent(self.slug) and not again:
+    if finished and not again:
         problems.append(
             f"issue {self.slug!r} was already sent ({already:,}); a send would need --resend"
         )

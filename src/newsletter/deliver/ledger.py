@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -157,7 +157,7 @@ class Ledger:
 
     # -- one batch through its states ------------------------------------------------------
 
-    def claim_batch(self, issue: str, size: int) -> Batch | None:
+    def claim_batch(self, issue: str, size: int, backend: str | None = None) -> Batch | None:
         """Take up to `size` pending rows (subscriber-id order) as one `sending` batch.
 
         Pending rows whose subscriber is no longer active (or was removed) become `skipped`
@@ -174,9 +174,9 @@ class Ledger:
                 return None
             attempt = max(row[1] for row in rows) + 1
             batch_id = self.conn.execute(
-                "INSERT INTO batches (issue_id, state, attempt, size, created) "
-                "VALUES (?, 'sending', ?, ?, ?)",
-                (issue_id, attempt, len(rows), utc_now()),
+                "INSERT INTO batches (issue_id, state, attempt, size, created, backend) "
+                "VALUES (?, 'sending', ?, ?, ?, ?)",
+                (issue_id, attempt, len(rows), utc_now(), backend),
             ).lastrowid
             assert batch_id is not None
             # One range update through the index instead of a statement per row: the rows
@@ -319,6 +319,36 @@ class Ledger:
                     (issue_id, *from_batches),
                 ).rowcount
         return count
+
+    def forget_rehearsals(self, issue: str, backends: Collection[str]) -> int:
+        """Put back to pending the rows that only a rehearsal backend (the outbox) sent.
+
+        A rehearsal reached no reader, so a real send afterwards must reach them all.
+        """
+        issue_id = self._issue_id(issue)
+        if issue_id is None or not backends:
+            return 0
+        placeholders = ", ".join("?" * len(backends))
+        with transaction(self.conn):
+            return int(
+                self.conn.execute(
+                    "UPDATE ledger SET state = 'pending' WHERE state = 'batched' AND batch_id IN "
+                    "(SELECT id FROM batches WHERE issue_id = ? AND state IN "
+                    f"('sent', 'unknown', 'failed') AND backend IN ({placeholders}))",
+                    (issue_id, *backends),
+                ).rowcount
+            )
+
+    def sent_by_backend(self, issue: str) -> dict[str, int]:
+        """Recipients in state `sent`, per backend that sent them ("unrecorded": before 005)."""
+        rows = self.conn.execute(
+            "SELECT coalesce(b.backend, 'unrecorded'), count(*) FROM batches AS b "
+            "JOIN ledger_issues AS i ON i.id = b.issue_id "
+            "JOIN ledger AS l ON l.batch_id = b.id AND l.state = 'batched' "
+            "WHERE i.slug = ? AND b.state = 'sent' GROUP BY 1 ORDER BY 1",
+            (issue,),
+        ).fetchall()
+        return {str(backend): int(count) for backend, count in rows}
 
     def requeue_batches(
         self, issue: str, after_batch_id: int, through_batch_id: int | None = None

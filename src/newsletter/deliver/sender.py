@@ -28,6 +28,7 @@ from newsletter.deliver.backends import (
     Outcome,
     capabilities,
     create_backend,
+    names,
     resolve_name,
 )
 from newsletter.deliver.lock import SEND_LOCK_FILE, take_lock
@@ -204,7 +205,11 @@ class Sender:
 
         ledger = Ledger(self.conn)
         recovered = ledger.recover(self.slug)
-        self._refuse_if_finished(ledger)
+        with rolled_back(self.conn):  # as this send will see it; nothing kept yet
+            view = Ledger(self.conn)
+            view.forget_rehearsals(self.slug, self.rehearsals())
+            self._refuse_if_finished(view)
+            before = view.counts(self.slug)
         message = self.message
         backend = self.backend
         sync = self.options.sync and self.settings.file.delivery.sync_suppressions
@@ -214,7 +219,6 @@ class Sender:
             rehearsal = Ledger(self.conn)
             self.requeue(rehearsal)
             counts = rehearsal.counts(self.slug)
-        before = ledger.counts(self.slug)
         return Preflight(
             slug=self.slug,
             subject=message.subject,
@@ -251,9 +255,16 @@ class Sender:
             self.conn, client_for(self.settings), self.settings.file.delivery.asm_group_id
         )
 
+    def rehearsals(self) -> list[str]:
+        """The backends whose sends this one must not count as the issue going out."""
+        if capabilities(self.backend_name).rehearsal:
+            return []
+        return [name for name in names() if capabilities(name).rehearsal]
+
     def requeue(self, ledger: Ledger) -> None:
         from newsletter.deliver.ledger import FAILED, SENT, SKIPPED, UNKNOWN
 
+        ledger.forget_rehearsals(self.slug, self.rehearsals())
         states = {FAILED}  # refused requests: never delivered, so always tried again
         if self.options.resend:
             states |= {SENT, UNKNOWN, SKIPPED}
@@ -286,6 +297,7 @@ class Sender:
 
         with timed():
             ledger.recover(self.slug)
+            ledger.forget_rehearsals(self.slug, self.rehearsals())
             self._refuse_if_finished(ledger)
             self.requeue(ledger)
             counts = ledger.counts(self.slug)
@@ -298,7 +310,7 @@ class Sender:
         while True:
             size = sizes.pop(0) if sizes else backend.max_batch_size
             with timed():
-                batch = ledger.claim_batch(self.slug, size)
+                batch = ledger.claim_batch(self.slug, size, self.backend_name)
             if batch is None:
                 break
             recipients = batch.recipients
