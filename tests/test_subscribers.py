@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.audience.store import InvalidAddress, RowProblem, SubscriberStore, normalize_email
+from newsletter.audience.addresses import InvalidAddress, normalize_email
+from newsletter.audience.csv_import import RowProblem
+from newsletter.audience.store import SubscriberStore
 from newsletter.db import open_database
 from newsletter.deliver.message import display_name
 from newsletter.errors import UserError

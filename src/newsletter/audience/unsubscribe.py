@@ -3,6 +3,7 @@
 The link names the address and the list in the clear and carries a token that only the
 holder of the secret can compute, so a token for one address cannot unsubscribe another,
 and a link for one list cannot unsubscribe from another list kept with the same secret.
+The token is computed over `address_key(address)`: space and letter case do not count.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import hmac
 from urllib.parse import quote, urlsplit
 
+from newsletter.audience.addresses import address_key
 from newsletter.errors import ConfigError
 
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
@@ -27,11 +29,6 @@ MIN_SECRET_CHARS = 16
 # 128 bits of the MAC: far beyond guessing over HTTP, and keeps every link short.
 TOKEN_BYTES = 16
 _DOMAIN = b"newsletter-unsubscribe-v1"
-
-
-def normalise_address(address: str) -> str:
-    """The form the token is computed over: surrounding space and letter case do not count."""
-    return address.strip().lower()
 
 
 def _b64(raw: bytes) -> str:
@@ -65,7 +62,7 @@ class UnsubscribeLinks:
 
     def token(self, address: str) -> str:
         payload = b"\x00".join(
-            (_DOMAIN, self.list_name.encode("utf-8"), normalise_address(address).encode("utf-8"))
+            (_DOMAIN, self.list_name.encode("utf-8"), address_key(address).encode("utf-8"))
         )
         return _b64(hmac.new(self._key, payload, hashlib.sha256).digest()[:TOKEN_BYTES])
 

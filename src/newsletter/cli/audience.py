@@ -16,7 +16,7 @@ from newsletter.errors import UserError
 if TYPE_CHECKING:
     import sqlite3
 
-    from newsletter.audience.store import ImportReport, RowProblem
+    from newsletter.audience.csv_import import ImportReport, RowProblem
 
 subscribers_app = typer.Typer(
     no_args_is_help=True,
@@ -25,8 +25,6 @@ subscribers_app = typer.Typer(
     "Example:  newsletter subscribers import members.csv",
 )
 app.add_typer(subscribers_app, name="subscribers")
-
-STATUS_CHOICES = ("active", "unsubscribed", "bounced", "complained")
 
 
 @contextmanager
@@ -41,9 +39,11 @@ def _database(ctx: typer.Context) -> Iterator[sqlite3.Connection]:
 
 
 def _check_status(status: str | None) -> None:
-    if status is not None and status not in STATUS_CHOICES:
+    from newsletter.audience.store import STATUSES
+
+    if status is not None and status not in STATUSES:
         raise UserError(
-            f"unknown status {status!r}", where="--status", fix=f"use {', '.join(STATUS_CHOICES)}"
+            f"unknown status {status!r}", where="--status", fix=f"use {', '.join(STATUSES)}"
         )
 
 
@@ -147,12 +147,12 @@ def unsubscribe(
 
     Example:  newsletter subscribers unsubscribe ann@example.org --reason "asked by email"
     """
-    from newsletter.audience.store import UNSUBSCRIBED, SubscriberStore
+    from newsletter.audience.store import Status, SubscriberStore
 
     with _database(ctx) as conn:
         store = SubscriberStore(conn)
         current = store.get(email)
-        if current is not None and current.status == UNSUBSCRIBED:
+        if current is not None and current.status == Status.UNSUBSCRIBED:
             info(f"{current.email} is already unsubscribed")
             return
         subscriber = store.unsubscribe(email, reason)
@@ -221,7 +221,7 @@ def stats(
 
     Example:  newsletter subscribers stats --json
     """
-    from newsletter.audience.store import SubscriberStore
+    from newsletter.audience.store import STATUSES, SubscriberStore
 
     with _database(ctx) as conn:
         counts = SubscriberStore(conn).stats()
@@ -230,7 +230,7 @@ def stats(
         return
     info(f"{counts['total']:,} subscribers")
     width = max(len(f"{n:,}") for n in counts.values())
-    for status in STATUS_CHOICES:
+    for status in STATUSES:
         info(f"  {status:<13}{counts[status]:>{width},}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from newsletter.audience.addresses import address_key
 from newsletter.deliver.backends import Backend, BatchResult, Outcome, create_backend, resolve_name
 from newsletter.deliver.message import message_for
 from newsletter.deliver.preflight import build_for_sending, unsubscribe_links
@@ -18,7 +19,7 @@ def first_of_each(addresses: Sequence[str]) -> list[str]:
     """The addresses without repeats that differ only in case, as first written."""
     unique: dict[str, str] = {}
     for address in addresses:
-        unique.setdefault(address.strip().lower(), address.strip())
+        unique.setdefault(address_key(address), address.strip())
     return list(unique.values())
 
 
@@ -26,7 +27,8 @@ def send_test(
     settings: Settings, slug: str, addresses: Sequence[str], backend_name: str | None = None
 ) -> tuple[Backend, BatchResult]:
     """The subscribers' message, marked [TEST], to `addresses`; the ledger is not touched."""
-    from newsletter.audience.store import InvalidAddress, SubscriberStore, normalize_email
+    from newsletter.audience.addresses import InvalidAddress, normalize_email
+    from newsletter.audience.store import SubscriberStore
     from newsletter.db import open_database
     from newsletter.deliver.ledger import Recipient
 

@@ -10,15 +10,15 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from newsletter.audience.store import BOUNCED, COMPLAINED, UNSUBSCRIBED, SubscriberStore
+from newsletter.audience.store import Status, SubscriberStore
 from newsletter.deliver.backends.sendgrid.suppressions import SuppressionClient
 
 # (label, path under /v3, status given to a subscriber on it)
-LISTS: tuple[tuple[str, str, str], ...] = (
-    ("global unsubscribes", "suppression/unsubscribes", UNSUBSCRIBED),
-    ("bounces", "suppression/bounces", BOUNCED),
-    ("spam reports", "suppression/spam_reports", COMPLAINED),
-    ("invalid emails", "suppression/invalid_emails", BOUNCED),
+LISTS: tuple[tuple[str, str, Status], ...] = (
+    ("global unsubscribes", "suppression/unsubscribes", Status.UNSUBSCRIBED),
+    ("bounces", "suppression/bounces", Status.BOUNCED),
+    ("spam reports", "suppression/spam_reports", Status.COMPLAINED),
+    ("invalid emails", "suppression/invalid_emails", Status.BOUNCED),
 )
 GROUP_LABEL = "group {group_id} unsubscribes"
 
@@ -49,7 +49,7 @@ def sync_suppressions(
     report = SyncReport()
     lists = list(LISTS)
     if group_id is not None:
-        lists.insert(1, (GROUP_LABEL.format(group_id=group_id), "", UNSUBSCRIBED))
+        lists.insert(1, (GROUP_LABEL.format(group_id=group_id), "", Status.UNSUBSCRIBED))
     for label, path, status in lists:
         emails = (
             client.group_addresses(group_id)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from newsletter.audience.addresses import address_key
 from newsletter.deliver.backends import BatchResult, Notify, Outcome
 from newsletter.deliver.message import Message, RecipientLike, mime_message
 from newsletter.errors import DeliveryError
@@ -28,7 +29,7 @@ _MAX_STEM = 180
 
 def file_name(address: str) -> str:
     """A file name for an address: readable, injective, safe on every file system."""
-    stem = quote(address.strip().lower(), safe="@+-_")
+    stem = quote(address_key(address), safe="@+-_")
     stem = "%2E" + stem[1:] if stem.startswith(".") else stem
     if len(stem) > _MAX_STEM:
         digest = hashlib.sha256(stem.encode()).hexdigest()[:16]

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from newsletter.audience.addresses import MAX_ADDRESS_CHARS, address_key
 from newsletter.audience.unsubscribe import ONE_CLICK, list_unsubscribe
 from newsletter.build.merge_tags import MERGE_TAGS, unfilled
 from newsletter.deliver.backends.sendgrid.limits import (
-    MAX_ADDRESS_CHARS,
     MAX_CATEGORIES,
     MAX_PERSONALIZATIONS,
     MAX_SUBSTITUTION_BYTES,
@@ -122,9 +122,9 @@ def validate_body(body: Mapping[str, Any]) -> list[str]:
             address = recipient["email"]
             if len(address) > MAX_ADDRESS_CHARS:
                 problems.append(f"{where}: address longer than {MAX_ADDRESS_CHARS} characters")
-            if address.lower() in seen:
+            if address_key(address) in seen:
                 problems.append(f"{where}: {address} appears twice in one request")
-            seen.add(address.lower())
+            seen.add(address_key(address))
             if any(c in recipient.get("name", "") for c in ";,\r\n"):
                 problems.append(f"{where}: the name of {address} contains ; , or a line break")
         substitutions = personalization.get("substitutions", {})
