@@ -68,7 +68,8 @@ def make_workspace(root: Path, rows: int) -> Path:
 def child(workspace: Path) -> None:
     """Run one send (as `newsletter send sample --yes --no-sync` does) and print its figures."""
     from newsletter.config import load_settings
-    from newsletter.deliver.sender import Sender, SendOptions
+    from newsletter.deliver.options import SendOptions
+    from newsletter.deliver.sender import Sender
 
     started = time.perf_counter()
     settings = load_settings(workspace)

@@ -492,7 +492,8 @@ def test_an_empty_list_sends_nothing_and_says_how_to_fill_it(
 
 def test_a_run_that_found_nobody_does_not_count_as_sent(tmp_path: Path, stub: SendGridStub) -> None:
     from newsletter.config import load_settings
-    from newsletter.deliver.sender import Sender, SendOptions
+    from newsletter.deliver.options import SendOptions
+    from newsletter.deliver.sender import Sender
 
     root = workspace_with(tmp_path, stub, 0)
     with Sender(load_settings(root), "sample", SendOptions(sync=False)) as sender:
@@ -510,7 +511,8 @@ def test_a_handover_holds_every_request_until_send_at_in_one_batch(
     import time
 
     from newsletter.config import load_settings
-    from newsletter.deliver.sender import Sender, SendOptions
+    from newsletter.deliver.options import SendOptions
+    from newsletter.deliver.sender import Sender
 
     root = workspace_with(tmp_path, stub, 5, "batch_size = 2")
     send_at = int(time.time()) + 3600
@@ -525,7 +527,8 @@ def test_a_handover_holds_every_request_until_send_at_in_one_batch(
 
 def test_only_sendgrid_can_hold_a_send(tmp_path: Path) -> None:
     from newsletter.config import load_settings
-    from newsletter.deliver.sender import Sender, SendOptions
+    from newsletter.deliver.options import SendOptions
+    from newsletter.deliver.sender import Sender
     from newsletter.errors import UserError
 
     root = sample_workspace(tmp_path / "ws")

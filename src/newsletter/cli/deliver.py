@@ -111,7 +111,8 @@ def send(
     if test:
         _send_test(workspace, slug, test, backend and backend.value)
         return
-    from newsletter.deliver.sender import Sender, SendOptions
+    from newsletter.deliver.options import SendOptions
+    from newsletter.deliver.sender import Sender
 
     options = SendOptions(
         backend=backend and backend.value,

@@ -10,7 +10,7 @@ import html as html_lib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from newsletter.build.checks import GMAIL_CLIP_BYTES
 from newsletter.build.merge_tags import MERGE_TAGS, unfilled
@@ -20,15 +20,41 @@ from newsletter.deliver.backends.sendgrid.request import SendGridRequest, valida
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
-    from newsletter.deliver.ledger import Recipient
+    import sqlite3
+
+    from newsletter.config import Settings
+    from newsletter.deliver.backends import Backend
+    from newsletter.deliver.ledger import Ledger, Recipient
     from newsletter.deliver.message import Message
-    from newsletter.deliver.sender import Sender
+    from newsletter.deliver.options import SendOptions
 
 # SendGrid's click tracking swaps every link for https://<id>.ct.sendgrid.net/ls/click?upn=...
 # which runs to about 250-300 characters; the open-tracking pixel adds an <img> tag.
 TRACKED_LINK_CHARS = 300
 OPEN_PIXEL_BYTES = 250
 _HREF = re.compile(r"""href\s*=\s*["']([^"']*)["']""", re.IGNORECASE)
+
+
+class Rehearsed(Protocol):
+    """What a dry run needs of the send it rehearses (a `Sender`)."""
+
+    settings: Settings
+    slug: str
+    options: SendOptions
+    backend_name: str
+    rehearsal: bool
+    warnings: list[str]
+
+    @property
+    def conn(self) -> sqlite3.Connection: ...
+    @property
+    def backend(self) -> Backend: ...
+    @property
+    def backend_if_created(self) -> Backend | None: ...
+    @property
+    def message(self) -> Message: ...
+    def rehearsals(self) -> list[str]: ...
+    def requeue(self, ledger: Ledger) -> None: ...
 
 
 @dataclass
@@ -52,7 +78,7 @@ class DryRun:
         return not self.problems
 
 
-def rehearse(self: Sender) -> DryRun:
+def rehearse(self: Rehearsed) -> DryRun:
     """Everything but the network: every request built and checked; nothing written."""
     from newsletter.audience.store import SubscriberStore
     from newsletter.deliver.ledger import PENDING, SENT, Ledger

@@ -33,6 +33,7 @@ from newsletter.deliver.backends import (
 )
 from newsletter.deliver.lock import SEND_LOCK_FILE, take_lock
 from newsletter.deliver.message import Message, message_for
+from newsletter.deliver.options import SendOptions
 from newsletter.deliver.preflight import (
     Preflight,
     build_for_sending,
@@ -56,19 +57,6 @@ if TYPE_CHECKING:
 # A connection that keeps losing answers is not worth feeding more batches into.
 MAX_UNKNOWN_IN_A_ROW = 3
 KEPT_ADDRESSES = 1000
-
-
-@dataclass(frozen=True)
-class SendOptions:
-    backend: str | None = None
-    resend: bool = False
-    resend_unknown: bool = False
-    # Also those who subscribed after the recipients were taken and never got it.
-    new_subscribers: bool = False
-    sync: bool = True
-    # A scheduled hand-over: SendGrid holds every request until send_at, under batch_id.
-    send_at: int | None = None
-    batch_id: str | None = None
 
 
 @dataclass(frozen=True)

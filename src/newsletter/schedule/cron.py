@@ -158,7 +158,8 @@ class IssueSender(Protocol):
 
 def send_issue(settings: Settings, slug: str, handover: Handover | None) -> SendReport:
     """The sender used the way `newsletter send SLUG --yes` uses it."""
-    from newsletter.deliver.sender import Sender, SendOptions
+    from newsletter.deliver.options import SendOptions
+    from newsletter.deliver.sender import Sender
 
     # Scheduled through SendGrid: that issue goes by SendGrid whatever [delivery] backend says.
     options = (
