@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from newsletter.audience.addresses import InvalidAddress, clean_name, normalize_email
-from newsletter.audience.store import INACTIVE, STATUSES, Status, chunked, dump_fields
+from newsletter.audience.records import INACTIVE, STATUSES, Status, chunked, dump_fields
 from newsletter.db import transaction, utc_now
 from newsletter.errors import UserError
 

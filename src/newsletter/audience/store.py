@@ -14,11 +14,11 @@ import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from newsletter.audience.addresses import InvalidAddress, clean_name, lookup_key, normalize_email
+from newsletter.audience.records import INACTIVE, STATUSES, Status, chunked, dump_fields
 from newsletter.db import transaction, utc_now
 from newsletter.errors import UserError
 
@@ -26,23 +26,9 @@ if TYPE_CHECKING:
     from newsletter.audience.csv_import import ImportReport, RowProblem
 
 
-class Status(StrEnum):
-    """A subscriber's status, stored as its string (a member equals its value)."""
-
-    ACTIVE = "active"
-    UNSUBSCRIBED = "unsubscribed"
-    BOUNCED = "bounced"
-    COMPLAINED = "complained"
-
-
-STATUSES: tuple[Status, ...] = tuple(Status)
-INACTIVE = frozenset(STATUSES) - {Status.ACTIVE}
-
-_CHUNK = 5000
 _FETCH_CHUNK = 1000
 # The columns `export_csv` writes first; the custom fields follow.
 _RESERVED_COLUMNS = ("email", "name", "first_name", "status")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -287,22 +273,3 @@ class SubscriberStore:
 def _check_status(status: str) -> None:
     if status not in STATUSES:
         raise UserError(f"unknown status {status!r}", fix=f"use one of: {', '.join(STATUSES)}")
-
-
-def dump_fields(fields: dict[str, str] | None) -> str:
-    """The `fields` column: compact JSON, "{}" for none."""
-    if not fields:
-        return "{}"
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-
-
-def chunked(items: Iterable[T], size: int = _CHUNK) -> Iterator[list[T]]:
-    """`items` in lists of `size` (the last one shorter), for batched SQL."""
-    chunk: list[T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -39,7 +39,7 @@ def _database(ctx: typer.Context) -> Iterator[sqlite3.Connection]:
 
 
 def _check_status(status: str | None) -> None:
-    from newsletter.audience.store import STATUSES
+    from newsletter.audience.records import STATUSES
 
     if status is not None and status not in STATUSES:
         raise UserError(
@@ -147,7 +147,8 @@ def unsubscribe(
 
     Example:  newsletter subscribers unsubscribe ann@example.org --reason "asked by email"
     """
-    from newsletter.audience.store import Status, SubscriberStore
+    from newsletter.audience.records import Status
+    from newsletter.audience.store import SubscriberStore
 
     with _database(ctx) as conn:
         store = SubscriberStore(conn)
@@ -221,7 +222,8 @@ def stats(
 
     Example:  newsletter subscribers stats --json
     """
-    from newsletter.audience.store import STATUSES, SubscriberStore
+    from newsletter.audience.records import STATUSES
+    from newsletter.audience.store import SubscriberStore
 
     with _database(ctx) as conn:
         counts = SubscriberStore(conn).stats()

@@ -10,7 +10,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from newsletter.audience.store import Status, SubscriberStore
+from newsletter.audience.records import Status
+from newsletter.audience.store import SubscriberStore
 from newsletter.deliver.backends.sendgrid.suppressions import SuppressionClient
 
 # (label, path under /v3, status given to a subscriber on it)
