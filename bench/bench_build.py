@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 from bench.twenty_stories import write_twenty_story_issue  # noqa: E402
 from newsletter.build.render import render_issue  # noqa: E402
 from newsletter.config import load_settings  # noqa: E402
-from newsletter.issue.model import load_issue  # noqa: E402
+from newsletter.issue.file import load_issue  # noqa: E402
 
 PEER_DIR = REPO / "bench" / ".mjml"
 PEER = PEER_DIR / "node_modules" / ".bin" / "mjml"

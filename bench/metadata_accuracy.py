@@ -72,7 +72,7 @@ def correct(field: str, got: Any, expected: Any) -> bool:
 
 
 def ours_page(raw: bytes, url: str | None) -> Record:
-    from newsletter.collect.readers.base import decode
+    from newsletter.collect.readers.decode import decode
     from newsletter.collect.readers.html import page_metadata
 
     meta = page_metadata(decode(raw), url)

@@ -1,127 +1,35 @@
-"""Helpers for the delivery and send tests: a workspace with the sample issue and a list."""
+"""Kept for test files that still import it: everything lives in tests/_workspace.py."""
 
-from __future__ import annotations
+from tests._workspace import (
+    API_KEY,
+    REPO,
+    SECRET,
+    add_subscribers,
+    database,
+    ledger_states,
+    links,
+    numbered,
+    recipient,
+    sample_workspace,
+    settings_of,
+    simple_message,
+    stub_env,
+    write_env,
+)
 
-import shutil
-import sqlite3
-from collections.abc import Iterable
-from pathlib import Path
-
-from newsletter.audience.unsubscribe import UnsubscribeLinks
-from newsletter.config import Settings, load_settings
-from newsletter.db import open_database, transaction
-from newsletter.deliver.ledger import Recipient
-from newsletter.deliver.message import Address, Message
-
-REPO = Path(__file__).resolve().parent.parent
-SECRET = "test-unsubscribe-secret-0123456789"
-API_KEY = "SG.test"
-
-
-def sample_workspace(root: Path, delivery: str = "") -> Path:
-    """The repository's newsletter.toml and sample issue, copied to `root`.
-
-    `delivery` holds extra lines for the [delivery] table, e.g. "batch_size = 2". The
-    sample's links are example.org placeholders, which a real send refuses; these tests
-    send them on purpose, to a local stand-in, so the workspace allows them.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    config = (REPO / "newsletter.toml").read_text(encoding="utf-8")
-    assert config.count("[delivery]\n") == 1
-    config = config.replace("[delivery]\n", f"[delivery]\nallow_placeholders = true\n{delivery}\n")
-    (root / "newsletter.toml").write_text(config, encoding="utf-8")
-    shutil.copytree(REPO / "issues" / "sample", root / "issues" / "sample")
-    return root
-
-
-def write_env(root: Path, **values: str) -> None:
-    """The workspace's .env (how editors give keys), one NAME=value a line."""
-    lines = [f"{name}={value}" for name, value in values.items()]
-    (root / ".env").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def stub_env(root: Path, url: str, *, api_key: str = API_KEY) -> None:
-    write_env(
-        root,
-        SENDGRID_API_KEY=api_key,
-        SENDGRID_API_HOST=url,
-        NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET,
-    )
-
-
-def settings_of(root: Path) -> Settings:
-    return load_settings(root)
-
-
-def database(root: Path) -> sqlite3.Connection:
-    return open_database(load_settings(root).database_path)
-
-
-def add_subscribers(
-    root: Path,
-    emails: Iterable[str],
-    *,
-    status: str = "active",
-    first_name: str | None = "Reader",
-) -> None:
-    """Insert subscribers directly (fast set-up; the import has its own tests)."""
-    conn = database(root)
-    try:
-        with transaction(conn):
-            conn.executemany(
-                "INSERT INTO subscribers (email, email_key, name, first_name, fields, status, "
-                "created, updated) VALUES (?, ?, ?, ?, '{}', ?, 'now', 'now')",
-                (
-                    (email, email.lower(), f"Name {email.split('@')[0]}", first_name, status)
-                    for email in emails
-                ),
-            )
-    finally:
-        conn.close()
-
-
-def numbered(count: int, start: int = 0) -> list[str]:
-    return [f"reader{i:06d}@example.org" for i in range(start, start + count)]
-
-
-def recipient(email: str, name: str | None = None, first_name: str | None = None) -> Recipient:
-    return Recipient(0, email, name, first_name, {})
-
-
-def links(list_name: str = "balkan-brief") -> UnsubscribeLinks:
-    return UnsubscribeLinks("https://example.org/unsubscribe", list_name, SECRET)
-
-
-def simple_message(
-    *,
-    subject: str = "The spring issue",
-    html: str = '<p>Hi %%first_name%%,</p><p><a href="%%unsubscribe_url%%">Unsubscribe</a></p>',
-    text: str = "Hi %%first_name%%,\n\nUnsubscribe: %%unsubscribe_url%%\n",
-    asm_group_id: int | None = None,
-    sender_name: str = "The Editors",
-) -> Message:
-    return Message(
-        issue="spring",
-        subject=subject,
-        sender=Address("newsletter@example.org", sender_name),
-        reply_to="editors@example.org",
-        html=html,
-        text=text,
-        list_name="balkan-brief",
-        list_domain="example.org",
-        unsubscribe=links(),
-        categories=("newsletter",),
-        asm_group_id=asm_group_id,
-    )
-
-
-def ledger_states(root: Path, issue: str) -> dict[str, str]:
-    """email -> state of every ledger row of the issue."""
-    from newsletter.deliver.ledger import STATES, Ledger
-
-    conn = database(root)
-    try:
-        ledger = Ledger(conn)
-        return {email: state for state in STATES for email, _ in ledger.recipients(issue, state)}
-    finally:
-        conn.close()
+__all__ = [
+    "API_KEY",
+    "REPO",
+    "SECRET",
+    "add_subscribers",
+    "database",
+    "ledger_states",
+    "links",
+    "numbered",
+    "recipient",
+    "sample_workspace",
+    "settings_of",
+    "simple_message",
+    "stub_env",
+    "write_env",
+]

@@ -12,7 +12,7 @@ import pytest
 from newsletter.deliver.backends import Outcome
 from newsletter.deliver.backends.outbox import OutboxBackend, file_name
 from newsletter.errors import DeliveryError
-from tests._sending import recipient, simple_message
+from tests._workspace import recipient, simple_message
 
 
 def _read(path: Path) -> EmailMessage:

@@ -12,7 +12,7 @@ from newsletter.deliver.backends import Outcome
 from newsletter.deliver.backends.sendgrid.mail import SendGridBackend
 from newsletter.deliver.message import Message
 from newsletter.errors import AuthError, ConfigError, DeliveryError
-from tests._sending import recipient, simple_message
+from tests._workspace import recipient, simple_message
 from tests.sendgrid_stub import (
     TEST_API_KEY,
     SendGridStub,

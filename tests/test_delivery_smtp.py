@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from newsletter.deliver.backends import Outcome
 from newsletter.deliver.backends.smtp import SMTPBackend
 from newsletter.errors import AuthError, DeliveryError
-from tests._sending import recipient, simple_message
+from tests._workspace import recipient, simple_message
 
 USER, PASSWORD = "editor", "correct horse"
 

@@ -19,7 +19,8 @@ from newsletter.db import MIGRATIONS, applied_migrations, open_database, transac
 from newsletter.deliver import ledger as states
 from newsletter.deliver.ledger import Ledger
 from newsletter.errors import LockBusy, UserError
-from tests._workspace import insert_subscribers, numbered
+from tests._workspace import insert_subscribers
+from tests._workspace import numbered_users as numbered
 
 ISSUE = "2026-12-01"
 

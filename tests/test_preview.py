@@ -18,18 +18,12 @@ import pytest
 from lxml import html as lxml_html
 
 from newsletter.build.output import make_build, write_build
+from newsletter.build.report_page import SAMPLE_VALUES, emulate_color_scheme, sample_headers
 from newsletter.config import load_settings
 from newsletter.errors import UserError
 from newsletter.preview.screenshots import find_chromium
-from newsletter.preview.server import (
-    PREVIEW_FILE,
-    SAMPLE_VALUES,
-    PreviewServer,
-    PreviewSession,
-    bind,
-    emulate_color_scheme,
-    sample_headers,
-)
+from newsletter.preview.server import PREVIEW_FILE, PreviewServer, bind
+from newsletter.preview.session import PreviewSession
 from tests._cli import run
 
 WAIT_SECONDS = 15.0

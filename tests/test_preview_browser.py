@@ -20,10 +20,12 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from newsletter.build.output import make_build, write_build
+from newsletter.build.report_page import for_subscriber
 from newsletter.config import load_settings
 from newsletter.errors import UserError
 from newsletter.preview.screenshots import SCALE, find_chromium, launch_browser, open_email
-from newsletter.preview.server import PREVIEW_FILE, PreviewServer, PreviewSession, for_subscriber
+from newsletter.preview.server import PREVIEW_FILE, PreviewServer
+from newsletter.preview.session import PreviewSession
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.browser

@@ -10,9 +10,10 @@ from lxml import html as lxml_html
 
 from bench.twenty_stories import write_twenty_story_issue
 from newsletter.build.checks import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES
-from newsletter.build.merge_tags import MERGE_TAGS
-from newsletter.build.output import Build, make_build
+from newsletter.build.output import make_build
+from newsletter.build.result import Build
 from newsletter.config import load_settings
+from newsletter.merge_tags import MERGE_TAGS
 
 
 @pytest.fixture(params=["sample", "twenty"])

@@ -16,7 +16,8 @@ from newsletter import db
 from newsletter.db import open_database
 from newsletter.deliver.ledger import Ledger
 from newsletter.errors import UserError
-from newsletter.issue.model import Issue, load_send_at
+from newsletter.issue.file import load_send_at
+from newsletter.issue.model import Issue
 from newsletter.schedule.send_time import (
     Zone,
     issue_send_time,
@@ -33,8 +34,7 @@ from newsletter.schedule.store import (
     schedule,
     unschedule,
 )
-from tests._sending import numbered
-from tests._workspace import insert_subscribers
+from tests._workspace import insert_subscribers, numbered
 
 UTC = dt.UTC
 BERLIN = Zone("Europe/Berlin", "--tz")

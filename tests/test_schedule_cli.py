@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from newsletter.config import load_settings
-from newsletter.schedule.cron import ExitCode, Outcome, run_due
+from newsletter.errors import ExitCode
+from newsletter.schedule.cron import Outcome, run_due
 from newsletter.schedule.send_time import Zone, parse_send_time
 from newsletter.schedule.store import open_schedule_database, schedule
 from tests._cli import run
-from tests._sending import (
+from tests._workspace import (
     SECRET,
     add_subscribers,
     ledger_states,

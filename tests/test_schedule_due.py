@@ -19,7 +19,7 @@ from newsletter.schedule.due_lock import due_lock
 from newsletter.schedule.send_time import Zone, parse_send_time
 from newsletter.schedule.store import open_schedule_database, schedule
 from tests._cli import run
-from tests._sending import (
+from tests._workspace import (
     API_KEY,
     add_subscribers,
     numbered,

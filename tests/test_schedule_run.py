@@ -20,14 +20,13 @@ import pytest
 from newsletter.config import Settings, load_settings
 from newsletter.db import open_database
 from newsletter.deliver.ledger import Ledger
-from newsletter.errors import AuthError, ConfigError, DeliveryError, LockBusy, UserError
-from newsletter.schedule.cron import ExitCode, IssueRun, Outcome, SendReport, run_due
+from newsletter.errors import AuthError, ConfigError, DeliveryError, ExitCode, LockBusy, UserError
+from newsletter.schedule.cron import IssueRun, Outcome, SendReport, run_due
 from newsletter.schedule.due_lock import DUE_LOCK_FILE, LOCK_OWNER_FILE, due_lock
 from newsletter.schedule.handover import Handover
 from newsletter.schedule.send_time import Zone, parse_send_time
 from newsletter.schedule.store import open_schedule_database, schedule
-from tests._sending import numbered
-from tests._workspace import insert_subscribers, make_workspace
+from tests._workspace import insert_subscribers, make_workspace, numbered
 
 UTC = dt.UTC
 BERLIN = Zone("Europe/Berlin", "--tz")
@@ -455,7 +454,7 @@ def test_an_unexpected_error_is_one_line_with_the_traceback_in_the_log(
 def test_the_log_rotates(settings: Settings) -> None:
     import logging.handlers
 
-    from newsletter.schedule.cron import LOG_BACKUPS, LOG_MAX_BYTES, run_log
+    from newsletter.schedule.run_log import LOG_BACKUPS, LOG_MAX_BYTES, run_log
 
     with run_log(settings):
         handlers = logging.getLogger("newsletter").handlers

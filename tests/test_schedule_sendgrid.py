@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.config import Settings, load_settings
-from newsletter.errors import LockBusy, UserError
-from newsletter.schedule.cron import ExitCode, run_due
+from newsletter.errors import ExitCode, LockBusy, UserError
+from newsletter.schedule.cron import run_due
 from newsletter.schedule.due_lock import due_lock
 from newsletter.schedule.handover import Handover, cancel
 from newsletter.schedule.send_time import parse_send_time

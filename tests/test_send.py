@@ -10,7 +10,7 @@ import pytest
 
 from newsletter.cli import deliver as deliver_cli
 from tests._cli import Outcome, run
-from tests._sending import (
+from tests._workspace import (
     API_KEY,
     SECRET,
     add_subscribers,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._sending import add_subscribers, ledger_states, numbered, sample_workspace, stub_env
+from tests._workspace import add_subscribers, ledger_states, numbered, sample_workspace, stub_env
 from tests.sendgrid_stub import StubProcess, bypass_proxy_for_loopback
 
 SUBSCRIBERS = 6000

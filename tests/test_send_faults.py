@@ -15,7 +15,7 @@ from newsletter.deliver.backends import BatchResult
 from newsletter.deliver.message import Message, RecipientLike
 from newsletter.deliver.sender import Sender
 from tests._cli import run
-from tests._sending import (
+from tests._workspace import (
     SECRET,
     add_subscribers,
     ledger_states,

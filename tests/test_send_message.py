@@ -9,11 +9,11 @@ from typing import Any, cast
 
 import pytest
 
-from newsletter.audience.unsubscribe import ONE_CLICK
 from newsletter.deliver.backends.sendgrid.request import SendGridRequest, validate_body
 from newsletter.deliver.message import Address, mime_message
 from newsletter.errors import UserError
-from tests._sending import recipient, simple_message
+from newsletter.list_headers import ONE_CLICK
+from tests._workspace import recipient, simple_message
 from tests.sendgrid_stub import validate_mail_send
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests._sending import add_subscribers, ledger_states, numbered
+from tests._workspace import add_subscribers, ledger_states, numbered
 from tests.sendgrid_stub import SendGridStub
 from tests.test_send import _no_proxy as _no_proxy  # the fixtures
 from tests.test_send import delivered_once, send, workspace_with

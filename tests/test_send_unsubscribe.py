@@ -8,7 +8,7 @@ import pytest
 
 from newsletter.audience.unsubscribe import UnsubscribeLinks
 from newsletter.errors import ConfigError
-from tests._sending import SECRET, links
+from tests._workspace import SECRET, links
 
 
 def _query(url: str) -> dict[str, str]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.collect.readers.base import ReadOptions, read_source
+from newsletter.collect.readers.base import ReadOptions
+from newsletter.collect.readers.registry import read_source
 from newsletter.errors import SourceError
 from tests._paths import fixture
 

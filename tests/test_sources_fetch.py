@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from newsletter.collect.fetch import USER_AGENT, fetch
-from newsletter.collect.readers.base import ReadOptions, read_source
+from newsletter.collect.readers.base import ReadOptions
+from newsletter.collect.readers.registry import read_source
 from newsletter.errors import SourceError
 from tests._local_site import Route, closed_port_url, local_site
 from tests._paths import fixture

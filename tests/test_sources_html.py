@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.collect.readers.base import ReadOptions, decode, read_source
+from newsletter.collect.readers.base import ReadOptions
+from newsletter.collect.readers.decode import decode
 from newsletter.collect.readers.html import page_metadata
+from newsletter.collect.readers.registry import read_source
 from newsletter.errors import SourceError
 from tests._paths import fixture
 

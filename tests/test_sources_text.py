@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.collect.readers.base import read_source
+from newsletter.collect.readers.registry import read_source
 from newsletter.errors import SourceError
 from newsletter.issue.placeholders import placeholder_url
 from tests._paths import page_dump

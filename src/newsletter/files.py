@@ -1,7 +1,9 @@
-"""Reading the editor's own text files (settings, issues) with one-line errors."""
+"""Files: reading the editor's own text files with one-line errors, and the one atomic write."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from newsletter.errors import UserError
@@ -23,3 +25,23 @@ def read_utf8(path: Path, error: type[UserError], missing_fix: str) -> str:
         raise error(
             f"cannot read it ({exc.strerror})", where=path, fix="check the file's permissions"
         ) from None
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Replace `path` with `data` all at once: a crash leaves the old file or the new, never half.
+
+    Text is written as UTF-8 with "\n" line ends as given. The data goes to a temporary file
+    beside `path` (same file system), is flushed to disk, then renamed over `path`.
+    """
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

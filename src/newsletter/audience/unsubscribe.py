@@ -16,14 +16,6 @@ from urllib.parse import quote, urlsplit
 from newsletter.audience.addresses import address_key
 from newsletter.errors import ConfigError
 
-ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
-
-
-def list_unsubscribe(url: str) -> str:
-    """The List-Unsubscribe value: the one-click https URL only (RFC 8058 POSTs to it)."""
-    return f"<{url}>"
-
-
 SECRET_ENV = "NEWSLETTER_UNSUBSCRIBE_SECRET"
 MIN_SECRET_CHARS = 16
 # 128 bits of the MAC: far beyond guessing over HTTP, and keeps every link short.

@@ -9,9 +9,9 @@ from typing import Literal
 
 from lxml import html as lxml_html
 
-from newsletter.build.merge_tags import MERGE_TAGS, is_merge_tag
 from newsletter.issue.model import Issue
 from newsletter.issue.placeholders import is_placeholder
+from newsletter.merge_tags import MERGE_TAGS, is_merge_tag
 
 GMAIL_CLIP_BYTES = 102_000
 SIZE_WARNING_BYTES = 90_000

@@ -2,62 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from newsletter.build.checks import BuiltEmail, Finding, errors, run_checks
-from newsletter.build.render import Rendered, render_issue, template_environment
+from newsletter.build.checks import BuiltEmail, run_checks
+from newsletter.build.render import render_issue, template_environment
+from newsletter.build.report_page import render_preview_report
+from newsletter.build.result import Build
 from newsletter.config import Settings
 from newsletter.errors import UserError
-from newsletter.issue.model import ISSUE_FILE, Issue, check_slug, load_issue
+from newsletter.issue.file import load_issue
+from newsletter.issue.model import ISSUE_FILE, check_slug
 
-EMAIL_HTML, EMAIL_TEXT, WEB_HTML, REPORT = "email.html", "email.txt", "web.html", "report.json"
+REPORT = "report.json"
 PREVIEW = "preview.html"
-
-
-@dataclass
-class Build:
-    slug: str
-    issue: Issue
-    rendered: Rendered
-    findings: list[Finding]
-
-    @property
-    def ok(self) -> bool:
-        return not errors(self.findings)
-
-    def files(self) -> dict[str, str]:
-        return {
-            EMAIL_HTML: self.rendered.email_html,
-            EMAIL_TEXT: self.rendered.text,
-            WEB_HTML: self.rendered.web_html,
-        }
-
-    def report(self) -> dict[str, Any]:
-        return {
-            "slug": self.slug,
-            "subject": self.issue.subject,
-            "preheader": self.issue.preheader,
-            "date": self.issue.date.isoformat(),
-            "ok": self.ok,
-            "errors": sum(f.level == "error" for f in self.findings),
-            "warnings": sum(f.level == "warning" for f in self.findings),
-            "checks": [finding.as_dict() for finding in self.findings],
-            "files": {
-                name: {
-                    "bytes": len(content.encode("utf-8")),
-                    "sha256": hashlib.sha256(content.encode("utf-8")).hexdigest(),
-                }
-                for name, content in self.files().items()
-            },
-            "articles": [article.url for article in self.issue.articles()],
-        }
 
 
 def make_build(settings: Settings, slug: str) -> Build:
@@ -89,18 +51,12 @@ def write_build(settings: Settings, build: Build) -> Path:
             (staging / name).write_text(content, encoding="utf-8", newline="\n")
         report = json.dumps(build.report(), indent=2, ensure_ascii=False, sort_keys=True)
         (staging / REPORT).write_text(report + "\n", encoding="utf-8")
-        (staging / PREVIEW).write_text(_preview_page(settings, build), encoding="utf-8")
+        (staging / PREVIEW).write_text(render_preview_report(settings, build), encoding="utf-8")
         _swap_in(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
-
-
-def _preview_page(settings: Settings, build: Build) -> str:
-    from newsletter.preview.server import render_preview_report  # preview imports this module
-
-    return render_preview_report(settings, build)
 
 
 def _swap_in(staging: Path, target: Path) -> None:

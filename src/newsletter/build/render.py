@@ -17,12 +17,12 @@ import jinja2
 from markupsafe import Markup
 
 from newsletter.build.inline import inline_css
-from newsletter.build.merge_tags import MERGE_TAGS, is_merge_tag
 from newsletter.build.mjml_tags import find_unknown_tags
 from newsletter.build.sanitize import neutralise_markers, sanitize_fragment, to_text
 from newsletter.config import Settings
 from newsletter.errors import TemplateError
 from newsletter.issue.model import Article, Issue
+from newsletter.merge_tags import MERGE_TAGS, is_merge_tag
 
 TEXT_WIDTH = 76
 

@@ -43,17 +43,6 @@ def sanitize_fragment(text: str) -> str:
     return "".join(f"<p>{part.strip()}</p>" for part in _BLOCK.split(cleaned) if part.strip())
 
 
-def strip_tags(text: str) -> str:
-    """A title or label as plain text: any markup in it is removed, not shown."""
-    if "<" not in text:
-        return text
-    import html
-
-    import nh3
-
-    return html.unescape(nh3.clean(text, tags=set(), strip_comments=True))
-
-
 def to_text(text: str) -> str:
     """Plain text of a teaser/intro for the text part."""
     if "<" not in text and "&" not in text:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperGroup
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import ExitCode, NewsletterError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -32,7 +32,7 @@ class _Group(TyperGroup):
                 fg=typer.colors.RED,
                 err=True,
             )
-            raise typer.Exit(1) from None
+            raise typer.Exit(ExitCode.USER_ERROR) from None
         except OSError as error:  # last resort: a file or folder the core did not anticipate
             where = f"{error.filename}: " if error.filename else ""
             typer.secho(
@@ -40,7 +40,7 @@ class _Group(TyperGroup):
                 fg=typer.colors.RED,
                 err=True,
             )
-            raise typer.Exit(1) from None
+            raise typer.Exit(ExitCode.USER_ERROR) from None
 
 
 app = typer.Typer(

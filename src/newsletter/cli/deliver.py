@@ -12,7 +12,7 @@ import typer
 from newsletter.cli.app import app, info, settings, warn
 from newsletter.cli.audience import subscribers_app
 from newsletter.deliver.backends import AUTO, names
-from newsletter.errors import DeliveryError, UserError
+from newsletter.errors import DeliveryError, ExitCode, UserError
 
 if TYPE_CHECKING:
 
@@ -247,7 +247,7 @@ def _confirm(preflight: Preflight, yes: bool) -> None:
     noun = f"{preflight.recipients:,} recipient{_s(preflight.recipients)}"
     if not typer.confirm(f"Send {preflight.slug} to {noun}?", default=False):
         info("not sent")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.USER_ERROR)
 
 
 def _interactive() -> bool:

@@ -50,7 +50,8 @@ def preview(
 
 
 def _serve(ctx: typer.Context, slug: str, port: int, open_browser: bool) -> None:
-    from newsletter.preview.server import PreviewServer, PreviewSession
+    from newsletter.preview.server import PreviewServer
+    from newsletter.preview.session import PreviewSession
 
     workspace = settings(ctx)
     session = PreviewSession(workspace, slug, say=info, warn=warn)

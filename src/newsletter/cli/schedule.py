@@ -7,16 +7,10 @@ from typing import TYPE_CHECKING
 import typer
 
 from newsletter.cli.app import app, info, settings, warn
-from newsletter.errors import UserError
+from newsletter.errors import UsageError
 
 if TYPE_CHECKING:
-    import datetime as dt
-    from pathlib import Path
-
-    from newsletter.config import Settings
     from newsletter.schedule.cron import IssueRun, RunResult
-    from newsletter.schedule.send_time import SendTime, Zone
-    from newsletter.schedule.store import Entry
 
 
 @app.command("schedule")
@@ -71,126 +65,27 @@ def schedule_command(
         return
     if not slug:
         raise typer.BadParameter("name the issue, or use --list", param_hint="SLUG")
-    from newsletter.issue.model import ISSUE_FILE
-    from newsletter.schedule.send_time import (
-        parse_send_time,
-        resolve_zone,
-        span,
-        system_clock,
-        wall_clock,
-    )
-    from newsletter.schedule.store import open_schedule_database, schedule
-
-    workspace = settings(ctx)
-    issue_file = workspace.issue_dir(slug) / ISSUE_FILE
-    if not issue_file.is_file():
-        raise UserError(
-            f"no issue {slug!r}",
-            where=issue_file,
-            fix=f"start it with `newsletter new {slug}`",
-        )
-    now = system_clock()
-    zone = resolve_zone(tz, workspace.file.delivery.timezone)
-    if at:
-        when, origin = parse_send_time(at, zone, now), f"time zone from {zone.source}"
-    else:
-        when, origin = _issue_send_time(issue_file, zone, now)
-    through_sendgrid = (
-        via_sendgrid if via_sendgrid is not None else workspace.file.delivery.via_sendgrid
-    )
-    if through_sendgrid:
-        _require_sendgrid(workspace)
-    conn = open_schedule_database(workspace)
-    try:
-        previous = schedule(conn, slug, when, via_sendgrid=through_sendgrid)
-    finally:
-        conn.close()
-    if when.notice:
-        warn(when.notice)
-    info(
-        f"scheduled {slug} for {wall_clock(when.local, zone.name)} "
-        f"({origin}) = {when.utc:%Y-%m-%d %H:%M} UTC, "
-        f"in {span(when.utc - now)}"
-    )
-    if previous is not None:
-        info(f"(was {previous.describe()})")
-    if through_sendgrid:
-        info(
-            "`newsletter send --due` hands it to SendGrid during the hour before; "
-            f"`newsletter cancel {slug}` can stop it until 10 minutes before"
-        )
-    else:
-        info("`newsletter send --due` (from cron, every few minutes) sends it when it is due")
-
-
-def _issue_send_time(issue_file: Path, zone: Zone, now: dt.datetime) -> tuple[SendTime, str]:
-    """The issue's own send_at, and how it was read (for the line that confirms it)."""
-    from newsletter.issue.model import ISSUE_FILE, load_send_at
-    from newsletter.schedule.send_time import issue_send_time
-
-    value, where = load_send_at(issue_file)
-    if value is None:
-        raise typer.BadParameter(
-            f'say when: give --at "YYYY-MM-DD HH:MM", or set send_at in {issue_file}'
-        )
-    when = issue_send_time(value, zone, now, where)
-    if value.utcoffset() is None:
-        return when, f"send_at in {ISSUE_FILE}, time zone from {zone.source}"
-    return when, f"send_at {value.isoformat(timespec='minutes')} in {ISSUE_FILE}"
-
-
-def _require_sendgrid(workspace: Settings) -> None:
-    from newsletter.deliver.backends import resolve_name
-
-    if resolve_name(workspace) != "sendgrid":
-        raise UserError(
-            "--via-sendgrid needs the sendgrid backend (SENDGRID_API_KEY set, "
-            "[delivery] backend auto or sendgrid)",
-            where="--via-sendgrid",
-            fix="set the key in .env, or schedule with --via-cron",
-        )
-
-
-def _list(ctx: typer.Context) -> None:
-    import datetime as dt
-
+    from newsletter.schedule.plan import plan_schedule
     from newsletter.schedule.send_time import system_clock
-    from newsletter.schedule.store import list_schedules, open_schedule_database
 
-    workspace = settings(ctx)
-    lateness = dt.timedelta(hours=workspace.file.delivery.max_lateness_hours)
-    conn = open_schedule_database(workspace)
     try:
-        entries = list_schedules(conn, system_clock(), max_lateness=lateness)
-    finally:
-        conn.close()
-    if not entries:
-        info("nothing is scheduled — `newsletter schedule SLUG --at TIME` schedules an issue")
-        return
-    for line in format_entries(entries):
+        result = plan_schedule(
+            settings(ctx), slug, system_clock(), at=at, tz=tz, via_sendgrid=via_sendgrid
+        )
+    except UsageError as error:
+        raise typer.BadParameter(error.what) from None
+    if result.notice:
+        warn(result.notice)
+    for line in result.lines():
         info(line)
 
 
-def format_entries(entries: list[Entry]) -> list[str]:
-    """One aligned line per scheduled issue: issue, local time, UTC, how, status."""
-    rows = [
-        (
-            entry.issue,
-            entry.schedule.describe(),
-            f"{entry.schedule.send_at:%Y-%m-%d %H:%M} UTC",
-            "sendgrid" if entry.schedule.via_sendgrid else "cron",
-            f"{entry.status.value}: {entry.detail}",
-        )
-        for entry in entries
-    ]
-    header = ("ISSUE", "SEND AT", "UTC", "VIA", "STATUS")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
-        + "  "
-        + row[4]
-        for row in [header, *rows]
-    ]
+def _list(ctx: typer.Context) -> None:
+    from newsletter.schedule.plan import schedule_table
+    from newsletter.schedule.send_time import system_clock
+
+    for line in schedule_table(settings(ctx), system_clock()):
+        info(line)
 
 
 @app.command()
@@ -205,14 +100,9 @@ def unschedule(
 
     Example:  newsletter unschedule 2026-12-01
     """
-    from newsletter.schedule.store import open_schedule_database
-    from newsletter.schedule.store import unschedule as forget
+    from newsletter.schedule.plan import unschedule_issue
 
-    conn = open_schedule_database(settings(ctx))
-    try:
-        previous = forget(conn, slug)
-    finally:
-        conn.close()
+    previous = unschedule_issue(settings(ctx), slug)
     info(f"unscheduled {slug} (was {previous.describe()})")
 
 
@@ -269,7 +159,6 @@ def _say(run: IssueRun) -> None:
 
 
 def _say_stopped(result: RunResult) -> None:
-    stopped = result.stopped
-    if stopped is None or any(run.error is stopped for run in result.issues):
-        return
-    typer.secho(f"error: {stopped.line()}", fg=typer.colors.RED, err=True)
+    stopped = result.unreported_stop
+    if stopped is not None:
+        typer.secho(f"error: {stopped.line()}", fg=typer.colors.RED, err=True)

@@ -17,9 +17,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from newsletter.collect.readers.base import Collected, Found, ReadOptions, read_source
+from newsletter.collect.readers.base import Found, ReadOptions
+from newsletter.collect.readers.registry import Collected, read_source
 from newsletter.errors import IssueFileError, NewsletterError, SourceError
-from newsletter.issue.model import ISSUE_FILE, Article, read_document, save_document
+from newsletter.issue.file import read_document, save_document
+from newsletter.issue.model import ISSUE_FILE, Article
 
 DEFAULT_SECTION = "Articles"
 DEFAULT_RECENT = 5

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from newsletter.build.checks import GMAIL_CLIP_BYTES
-from newsletter.build.merge_tags import MERGE_TAGS, unfilled
 from newsletter.db import rolled_back
 from newsletter.deliver.backends.sendgrid.limits import MAX_PERSONALIZATIONS, REQUEST_BYTES_BUDGET
 from newsletter.deliver.backends.sendgrid.request import SendGridRequest, validate_body
 from newsletter.errors import NewsletterError
+from newsletter.merge_tags import MERGE_TAGS, unfilled
 
 if TYPE_CHECKING:
     import sqlite3

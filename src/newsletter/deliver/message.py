@@ -17,14 +17,14 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
 from typing import TYPE_CHECKING, Protocol
 
-from newsletter.audience.unsubscribe import ONE_CLICK, list_unsubscribe
-from newsletter.build.merge_tags import fill
 from newsletter.deliver.backends.sendgrid.limits import MAX_CATEGORIES, MAX_CATEGORY_CHARS
 from newsletter.errors import UserError
+from newsletter.list_headers import ONE_CLICK, list_unsubscribe
+from newsletter.merge_tags import fill
 
 if TYPE_CHECKING:
     from newsletter.audience.unsubscribe import UnsubscribeLinks
-    from newsletter.build.output import Build
+    from newsletter.build.result import Build
     from newsletter.config import Settings
 
 FALLBACK_FIRST_NAME = "there"

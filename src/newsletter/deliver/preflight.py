@@ -21,7 +21,7 @@ from newsletter.errors import ChecksFailed, ConfigError
 _EXAMPLE_WORD = re.compile(r"\bexample\b", re.IGNORECASE)
 
 if TYPE_CHECKING:
-    from newsletter.build.output import Build
+    from newsletter.build.result import Build
     from newsletter.config import Settings
     from newsletter.deliver.suppressions import SyncReport
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from newsletter.build.output import Build
+from newsletter.build.report_page import Scheme, for_subscriber
+from newsletter.build.result import Build
 from newsletter.errors import UserError
-from newsletter.preview.server import Scheme, for_subscriber
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route

@@ -3,9 +3,9 @@
 `run_due` holds the workspace's cron lock and sends every scheduled issue whose time has
 come and that is not fully sent, resuming partial sends through the ledger, and leaves
 alone issues more than `max_lateness_hours` late (saying so once). Issues scheduled
-through SendGrid are handed over ahead of time (newsletter.sendgrid_schedule). Everything
-goes to logs/newsletter.log (rotated, secrets masked); the exit code tells cron and
-systemd what happened.
+through SendGrid are handed over ahead of time (schedule.handover). Everything goes to
+logs/newsletter.log (schedule.run_log: rotated, secrets masked); the exit code
+(errors.ExitCode) tells cron and systemd what happened.
 
 The clock is never read here: `run_due` takes `now`; the CLI passes `system_clock()`.
 """
@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import logging.handlers
-import re
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -30,16 +26,17 @@ from newsletter.errors import (
     AuthError,
     ConfigError,
     DeliveryError,
+    ExitCode,
     LockBusy,
     NewsletterError,
     UserError,
 )
 from newsletter.schedule.due_lock import due_lock
 from newsletter.schedule.handover import Handover, hand_over, record_handed_over
+from newsletter.schedule.run_log import run_log
 from newsletter.schedule.send_time import aware_utc, span
 from newsletter.schedule.store import (
     SUBMIT_AHEAD,
-    WRITABLE_FIX,
     Entry,
     Schedule,
     Status,
@@ -57,79 +54,6 @@ if TYPE_CHECKING:
 
 # One logger name for scheduled sending, as the run log showed before the module split.
 log = logging.getLogger("newsletter.schedule")
-
-LOG_FILE = "newsletter.log"
-LOG_MAX_BYTES = 1_000_000
-LOG_BACKUPS = 5
-
-
-# --------------------------------------------------------------------------- the log
-
-
-class _Redact(logging.Filter):
-    """Blots secrets out of every record before it reaches the file."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [secret for secret in secrets if secret]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for secret in self.secrets:
-            message = message.replace(secret, "***")
-        message = re.sub(r"(?i)(bearer\s+)\S+", r"\1***", message)
-        record.msg, record.args = message, None
-        if record.exc_info and record.exc_text is None:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            for secret in self.secrets:
-                record.exc_text = record.exc_text.replace(secret, "***")
-        return True
-
-
-def _utc_time(seconds: float | None) -> time.struct_time:
-    return time.gmtime(seconds)
-
-
-@contextmanager
-def run_log(settings: Settings) -> Iterator[Path]:
-    """Log the `newsletter` loggers in full to logs/newsletter.log (rotated) while open."""
-    directory = settings.path("logs")
-    path = directory / LOG_FILE
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-        )
-    except OSError as exc:
-        raise UserError(
-            f"cannot write the log ({exc.strerror or exc})", where=path, fix=WRITABLE_FIX
-        ) from None
-    formatter = logging.Formatter(
-        "%(asctime)sZ %(levelname)s [%(process)d] %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
-    )
-    formatter.converter = _utc_time
-    handler.setFormatter(formatter)
-    key = settings.secrets.sendgrid_api_key
-    secrets = [key.get_secret_value()] if key else []
-    for other in (settings.secrets.smtp_password, settings.secrets.unsubscribe_secret):
-        if other is not None:
-            secrets.append(other.get_secret_value())
-    handler.addFilter(_Redact(secrets))
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger("newsletter")
-    previous_level = root.level
-    root.addHandler(handler)
-    if root.getEffectiveLevel() > logging.INFO:
-        root.setLevel(logging.INFO)
-    # At DEBUG the SendGrid client logs the Authorization header: never let it.
-    logging.getLogger("python_http_client").setLevel(logging.INFO)
-    try:
-        yield path
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous_level)
-        handler.close()
 
 
 # --------------------------------------------------------------------------- sending
@@ -217,16 +141,16 @@ class IssueRun:
         return self.outcome in (Outcome.SENT, Outcome.SUBMITTED)
 
 
-class ExitCode(IntEnum):
-    """`newsletter send --due` exit codes (cron and systemd act on them)."""
-
-    SENT = 0  # every due issue went out in full (or was handed to SendGrid)
-    CONFIG = 1  # settings, key or workspace wrong: nothing was attempted
-    FAILED = 3  # something was due and nothing of it went out (incl. too late)
-    AUTH = 4  # SendGrid refused the API key: nothing went out
-    LOCK_BUSY = 5  # another run holds the lock: this one did nothing
-    PARTLY_FAILED = 6  # some went out, some did not (failed, unknown or stopped)
-    NOTHING_DUE = 7  # nothing to do, nothing said
+# The run log's word for each exit code: "run finished: exit 4 (auth)".
+_SAID = {
+    ExitCode.SENT: "sent",
+    ExitCode.CONFIG: "config",
+    ExitCode.FAILED: "failed",
+    ExitCode.AUTH: "auth",
+    ExitCode.LOCK_BUSY: "lock busy",
+    ExitCode.PARTLY_FAILED: "partly failed",
+    ExitCode.NOTHING_DUE: "nothing due",
+}
 
 
 @dataclass
@@ -235,6 +159,14 @@ class RunResult:
     stopped: NewsletterError | None = None  # why the run ended before its work was done
     busy: bool = False
     log_path: Path | None = None
+
+    @property
+    def unreported_stop(self) -> NewsletterError | None:
+        """Why the run stopped, when no issue's own line says it already."""
+        stopped = self.stopped
+        if stopped is None or any(run.error is stopped for run in self.issues):
+            return None
+        return stopped
 
     @property
     def exit_code(self) -> ExitCode:
@@ -296,7 +228,7 @@ def run_due(
         log.info(
             "run finished: exit %d (%s)",
             result.exit_code,
-            result.exit_code.name.lower().replace("_", " "),
+            _SAID[result.exit_code],
         )
         return result
 

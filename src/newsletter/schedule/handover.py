@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from newsletter.db import transaction, utc_now
+from newsletter.db import transaction
 from newsletter.deliver.backends.sendgrid.batches import BatchClient, sendgrid_batches_for
 from newsletter.deliver.ledger import Ledger
 from newsletter.errors import UserError
@@ -24,9 +24,13 @@ from newsletter.schedule.due_lock import due_lock
 from newsletter.schedule.send_time import aware_utc
 from newsletter.schedule.store import (
     Schedule,
+    claim_batch,
+    forget_cancelled,
     get_schedule,
+    handed_over_range,
     not_scheduled_error,
     open_schedule_database,
+    record_through_batch,
     unschedule,
 )
 
@@ -65,14 +69,7 @@ def hand_over(
         return Handover(send_at, item.batch_id)
     batch_id = batches(settings).create_batch()
     last = Ledger(conn).last_batch_id(item.issue) or 0
-    with transaction(conn):
-        # Only while still planned: an `unschedule` since the list was read wins.
-        claimed = conn.execute(
-            "UPDATE sendgrid_batches SET batch_id = ?, state = 'submitted', "
-            "after_ledger_batch = ?, updated = ? WHERE issue = ? AND state = 'planned'",
-            (batch_id, last, utc_now(), item.issue),
-        ).rowcount
-    if not claimed:
+    if not claim_batch(conn, item.issue, batch_id, last):
         return None
     log.info("%s: created SendGrid batch %s", item.issue, batch_id)
     return Handover(send_at, batch_id)
@@ -80,12 +77,7 @@ def hand_over(
 
 def record_handed_over(conn: sqlite3.Connection, slug: str) -> None:
     """The last ledger batch sent under the issue's SendGrid batch id, for `cancel`."""
-    with transaction(conn):
-        conn.execute(
-            "UPDATE sendgrid_batches SET through_ledger_batch = ?, updated = ? "
-            "WHERE issue = ? AND state = 'submitted'",
-            (Ledger(conn).last_batch_id(slug), utc_now(), slug),
-        )
+    record_through_batch(conn, slug, Ledger(conn).last_batch_id(slug))
 
 
 # --------------------------------------------------------------------------- cancel
@@ -149,17 +141,7 @@ def _release_handed_over(conn: sqlite3.Connection, slug: str) -> int:
     exactly those under the cancelled batch id).
     """
     with transaction(conn):
-        row = conn.execute(
-            "SELECT after_ledger_batch, through_ledger_batch FROM sendgrid_batches WHERE issue = ?",
-            (slug,),
-        ).fetchone()
-        after = int(row[0] or 0) if row else 0
-        through = int(row[1]) if row and row[1] is not None else None
+        after, through = handed_over_range(conn, slug)
         requeued = Ledger(conn).requeue_batches(slug, after, through)
-        conn.execute(
-            "UPDATE sendgrid_batches SET state = 'cancelled', updated = ? WHERE issue = ?",
-            (utc_now(), slug),
-        )
-        conn.execute("DELETE FROM schedules WHERE issue = ?", (slug,))
-        conn.execute("DELETE FROM schedule_reports WHERE issue = ?", (slug,))
+        forget_cancelled(conn, slug)
     return requeued

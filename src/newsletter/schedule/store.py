@@ -2,9 +2,9 @@
 
 A schedule is an issue's send time (UTC, with the zone it was given in) in the workspace
 database; an issue scheduled through SendGrid also has a row in `sendgrid_batches`
-(see newsletter.sendgrid_schedule). `list_schedules` says, for a given `now`, which
+(see schedule.handover). `list_schedules` says, for a given `now`, which
 issues are waiting, due, too late, with SendGrid or sent; the cron run
-(newsletter.cron) sends the due ones.
+(schedule.cron) sends the due ones.
 
 The clock is never read here: every function takes `now` (an aware datetime).
 """
@@ -59,9 +59,12 @@ def open_schedule_database(settings: Settings) -> sqlite3.Connection:
     return conn
 
 
-PLANNED = "planned"
-SUBMITTED = "submitted"
-CANCELLED = "cancelled"
+class BatchState(StrEnum):
+    """`sendgrid_batches.state`: where an issue scheduled through SendGrid stands."""
+
+    PLANNED = "planned"  # scheduled --via-sendgrid, not handed over yet
+    SUBMITTED = "submitted"  # handed over under its batch id: SendGrid holds it
+    CANCELLED = "cancelled"  # cancelled at SendGrid
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class Schedule:
     created: str
     via_sendgrid: bool = False
     batch_id: str | None = None
-    batch_state: str | None = None  # planned | submitted | cancelled (SendGrid only)
+    batch_state: BatchState | None = None  # SendGrid only
 
     @property
     def local(self) -> dt.datetime:
@@ -88,7 +91,7 @@ class Schedule:
 
     @property
     def submitted(self) -> bool:
-        return self.via_sendgrid and self.batch_state == SUBMITTED
+        return self.via_sendgrid and self.batch_state is BatchState.SUBMITTED
 
     @property
     def cancel_deadline(self) -> dt.datetime:
@@ -98,7 +101,7 @@ class Schedule:
 _SELECT = (
     "SELECT s.issue, s.send_at_utc, s.tz, s.created, b.issue IS NOT NULL, b.batch_id, b.state "
     "FROM schedules AS s LEFT JOIN sendgrid_batches AS b "
-    "ON b.issue = s.issue AND b.state != 'cancelled' "
+    f"ON b.issue = s.issue AND b.state != '{BatchState.CANCELLED}' "
 )
 
 
@@ -111,7 +114,7 @@ def _schedule(row: tuple[Any, ...]) -> Schedule:
         created=str(created),
         via_sendgrid=bool(via),
         batch_id=batch_id,
-        batch_state=state,
+        batch_state=BatchState(state) if state is not None else None,
     )
 
 
@@ -165,8 +168,8 @@ def schedule(
         if via_sendgrid:
             conn.execute(
                 "INSERT INTO sendgrid_batches (issue, batch_id, send_at, state, updated) "
-                "VALUES (?, NULL, ?, 'planned', ?)",
-                (slug, int(when.utc.timestamp()), utc_now()),
+                "VALUES (?, NULL, ?, ?, ?)",
+                (slug, int(when.utc.timestamp()), BatchState.PLANNED, utc_now()),
             )
     return previous
 
@@ -193,6 +196,51 @@ def note_too_late(conn: sqlite3.Connection, slug: str, now: dt.datetime) -> bool
             (slug, now.isoformat()),
         ).rowcount
     return bool(fresh)
+
+
+def claim_batch(conn: sqlite3.Connection, slug: str, batch_id: str, after: int) -> bool:
+    """Record the issue's SendGrid batch id, only while still planned; False if it is not.
+
+    An `unschedule` since the cron run read its list wins.
+    """
+    with transaction(conn):
+        claimed = conn.execute(
+            "UPDATE sendgrid_batches SET batch_id = ?, state = ?, "
+            "after_ledger_batch = ?, updated = ? WHERE issue = ? AND state = ?",
+            (batch_id, BatchState.SUBMITTED, after, utc_now(), slug, BatchState.PLANNED),
+        ).rowcount
+    return bool(claimed)
+
+
+def record_through_batch(conn: sqlite3.Connection, slug: str, through: int | None) -> None:
+    """The last ledger batch sent under the issue's SendGrid batch id, for `cancel`."""
+    with transaction(conn):
+        conn.execute(
+            "UPDATE sendgrid_batches SET through_ledger_batch = ?, updated = ? "
+            "WHERE issue = ? AND state = ?",
+            (through, utc_now(), slug, BatchState.SUBMITTED),
+        )
+
+
+def handed_over_range(conn: sqlite3.Connection, slug: str) -> tuple[int, int | None]:
+    """The ledger batches SendGrid holds under the issue's batch id: (after, through]."""
+    row = conn.execute(
+        "SELECT after_ledger_batch, through_ledger_batch FROM sendgrid_batches WHERE issue = ?",
+        (slug,),
+    ).fetchone()
+    after = int(row[0] or 0) if row else 0
+    through = int(row[1]) if row and row[1] is not None else None
+    return after, through
+
+
+def forget_cancelled(conn: sqlite3.Connection, slug: str) -> None:
+    """Mark the issue's SendGrid batch cancelled, forget its schedule (caller's transaction)."""
+    conn.execute(
+        "UPDATE sendgrid_batches SET state = ?, updated = ? WHERE issue = ?",
+        (BatchState.CANCELLED, utc_now(), slug),
+    )
+    conn.execute("DELETE FROM schedules WHERE issue = ?", (slug,))
+    conn.execute("DELETE FROM schedule_reports WHERE issue = ?", (slug,))
 
 
 def not_scheduled_error(slug: str) -> UserError:

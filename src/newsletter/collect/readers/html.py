@@ -8,13 +8,12 @@ which reads the article text itself, for what is still missing.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from newsletter.collect.readers.base import (
     Document,
@@ -25,6 +24,22 @@ from newsletter.collect.readers.base import (
     make_article,
     plain_text,
     squash,
+)
+from newsletter.collect.readers.html_values import (
+    absolute,
+    flatten_graph,
+    id_of,
+    iso_date,
+    json_field,
+    meta_tags,
+    mf_properties,
+    name_key,
+    name_of,
+    named_people,
+    names_of,
+    text_of,
+    url_of,
+    without_site_name,
 )
 from newsletter.errors import SourceError
 
@@ -57,11 +72,6 @@ DATE_META = (
     "dcterms.issued",
     "sailthru.date",
     "parsely-pub-date",
-)
-JOB_WORDS = re.compile(
-    r"\b(reporter|editor|correspondent|writer|staff|contributor|columnist|journalist|"
-    r"producer|analyst|photographer|intern|chief|senior|special to)\b",
-    re.IGNORECASE,
 )
 
 
@@ -131,7 +141,7 @@ class _Page:
         except (ValueError, lxml.etree.ParserError):
             self.tree = lxml.html.fromstring("<html></html>")
         self.given_url = base_url
-        self.metas = _meta_tags(self.tree)
+        self.metas = meta_tags(self.tree)
 
     def metadata(self) -> PageMetadata:
         title = self.title()
@@ -186,13 +196,13 @@ class _Page:
 
     def _nodes(self) -> Iterator[dict[str, Any]]:
         for node in self.structured.get("json-ld", []):
-            yield from _flatten_graph(node)
+            yield from flatten_graph(node)
         for node in self.structured.get("microdata", []):
             if isinstance(node, dict):
                 yield {"@type": node.get("type"), **node.get("properties", {})}
         for node in self.structured.get("microformat", []):
             if isinstance(node, dict):
-                yield {"@type": node.get("type"), **_mf_properties(node)}
+                yield {"@type": node.get("type"), **mf_properties(node)}
 
     @cached_property
     def extracted(self) -> Any:
@@ -222,7 +232,7 @@ class _Page:
             self.opengraph.get("og:site_name"),
             self.metas.get("og:site_name"),
             self.metas.get("application-name"),
-            _name_of(publisher),
+            name_of(publisher),
         )
 
     def title(self) -> str | None:
@@ -231,13 +241,13 @@ class _Page:
             self.metas.get("og:title"),
             self.metas.get("twitter:title"),
             self.metas.get("twitter:text:title"),
-            _text_of(self.article.get("headline")),
-            _text_of(self.article.get("name")),
+            text_of(self.article.get("headline")),
+            text_of(self.article.get("name")),
             self.metas.get("title"),
             lambda: self._extracted("title"),
             self._title_tag,
         )
-        return _without_site_name(plain_text(title), self.site_name()) if title else None
+        return without_site_name(plain_text(title), self.site_name()) if title else None
 
     def _title_tag(self) -> str | None:
         found = self.tree.find(".//title")
@@ -249,8 +259,8 @@ class _Page:
             self.metas.get("og:description"),
             self.metas.get("twitter:description"),
             self.metas.get("description"),
-            _text_of(self.article.get("description")),
-            _text_of(self.article.get("summary")),
+            text_of(self.article.get("description")),
+            text_of(self.article.get("summary")),
         )
         text = plain_text(described) if described else self._first_paragraph()
         return cut_teaser(text) if text else None
@@ -266,10 +276,10 @@ class _Page:
 
     def base(self) -> str | None:
         """Where relative links point: <base href>, the given address, else the page's own."""
-        page = self.given_url or _absolute(self._declared_url_raw(), None)
+        page = self.given_url or absolute(self._declared_url_raw(), None)
         base_tag = self.tree.find(".//base[@href]")
         if base_tag is not None:
-            return _absolute(base_tag.get("href"), page) or page
+            return absolute(base_tag.get("href"), page) or page
         return page
 
     def _declared_url_raw(self) -> str | None:
@@ -277,8 +287,8 @@ class _Page:
             self.opengraph.get("og:url"),
             self.metas.get("og:url"),
             self.metas.get("twitter:url"),
-            _text_of(self.article.get("url")),
-            _id_of(self.article.get("mainEntityOfPage")),
+            text_of(self.article.get("url")),
+            id_of(self.article.get("mainEntityOfPage")),
             self.metas.get("dc.identifier"),
         )
 
@@ -286,8 +296,8 @@ class _Page:
         base = self.base()
         canonical = self._canonical_href()
         return first_of(
-            _absolute(canonical, base),
-            _absolute(self._declared_url_raw(), base),
+            absolute(canonical, base),
+            absolute(self._declared_url_raw(), base),
             self.given_url,
         )
 
@@ -309,9 +319,9 @@ class _Page:
             self.metas.get("og:image"),
             self.metas.get("twitter:image"),
             self.metas.get("twitter:image:src"),
-            _url_of(self.article.get("image")),
-            _url_of(self.article.get("thumbnailUrl")),
-            _url_of(self.article.get("photo")),
+            url_of(self.article.get("image")),
+            url_of(self.article.get("thumbnailUrl")),
+            url_of(self.article.get("photo")),
             self._link_href("image_src"),
         )
         alt = first_of(
@@ -319,10 +329,10 @@ class _Page:
             self.metas.get("og:image:alt"),
             self.metas.get("twitter:image:alt"),
         )
-        if declared and (src := _absolute(declared, base)):
+        if declared and (src := absolute(declared, base)):
             return src, alt
         for content_src, content_alt in self._content_images():
-            if src := _absolute(content_src, base):
+            if src := absolute(content_src, base):
                 return src, first_of(alt, content_alt)
         return None, None
 
@@ -338,16 +348,16 @@ class _Page:
 
     def date(self) -> dt.date | None:
         for value in (
-            _text_of(self.article.get("datePublished")),
-            _text_of(self.article.get("dateCreated")),
-            _text_of(self.article.get("published")),
+            text_of(self.article.get("datePublished")),
+            text_of(self.article.get("dateCreated")),
+            text_of(self.article.get("published")),
             *(self.metas.get(name) for name in DATE_META),
-            _json_field(self.metas.get("parsely-page"), "pub_date"),
-            _text_of(self.article.get("dateModified")),
-            _text_of(self.article.get("updated")),
+            json_field(self.metas.get("parsely-page"), "pub_date"),
+            text_of(self.article.get("dateModified")),
+            text_of(self.article.get("updated")),
             self._extracted("date"),
         ):
-            if parsed := _iso_date(value):
+            if parsed := iso_date(value):
                 return parsed
         return None
 
@@ -355,169 +365,26 @@ class _Page:
         """Declared bylines first; trafilatura's guess only when the page declares none."""
         organisations = self._organisation_names()
         declared = [
-            _names_of(self.article.get("author")),
-            _names_of(self.article.get("creator")),
+            names_of(self.article.get("author")),
+            names_of(self.article.get("creator")),
             *([self.metas[name]] for name in AUTHOR_META if name in self.metas),
-            [_json_field(self.metas.get("parsely-metadata"), "author_nickname") or ""],
+            [json_field(self.metas.get("parsely-metadata"), "author_nickname") or ""],
         ]
         declared = [names for names in declared if any(n.strip() for n in names)]
         for names in declared:
-            if people := _people(names, organisations):
+            if people := named_people(names, organisations):
                 return ", ".join(people)
         if declared:
             return None
         guessed = self._extracted("author")
-        people = _people([guessed], organisations) if guessed else []
+        people = named_people([guessed], organisations) if guessed else []
         return ", ".join(people) or None
 
     def _organisation_names(self) -> set[str]:
-        names = {self.site_name(), _name_of(self.article.get("publisher"))}
-        names.add(_name_of(self.article.get("sourceOrganization")))
+        names = {self.site_name(), name_of(self.article.get("publisher"))}
+        names.add(name_of(self.article.get("sourceOrganization")))
         for address in (self.given_url, self._canonical_href(), self._declared_url_raw()):
             host = urlsplit(address or "").hostname or ""
             labels = host.removeprefix("www.").split(".")
             names.update({host, labels[0], ".".join(labels[:-1])})
-        return {_key(name) for name in names if name}
-
-
-# --- helpers on raw values ----------------------------------------------------------------------
-
-
-def _meta_tags(tree: Any) -> dict[str, str]:
-    """First non-empty content of each <meta> by name, property or itemprop (lower-cased)."""
-    found: dict[str, str] = {}
-    for meta in tree.iterfind(".//meta"):
-        content = (meta.get("content") or "").strip()
-        if not content:
-            continue
-        for attribute in ("property", "name", "itemprop"):
-            key = (meta.get(attribute) or "").strip().lower()
-            if key:
-                found.setdefault(key, content)
-    return found
-
-
-def _flatten_graph(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, list):
-        for item in node:
-            yield from _flatten_graph(item)
-    elif isinstance(node, dict):
-        yield node
-        if "@graph" in node:
-            yield from _flatten_graph(node["@graph"])
-
-
-def _mf_properties(node: dict[str, Any]) -> dict[str, Any]:
-    properties = node.get("properties", {})
-    return {
-        key: (value[0] if isinstance(value, list) and value else value)
-        for key, value in properties.items()
-    }
-
-
-def _text_of(value: Any) -> str | None:
-    if isinstance(value, list):
-        return _text_of(value[0]) if value else None
-    if isinstance(value, dict):
-        return _text_of(value.get("value") or value.get("@value") or value.get("name"))
-    return value if isinstance(value, str) else None
-
-
-def _name_of(value: Any) -> str | None:
-    if isinstance(value, dict):
-        properties = value.get("properties")
-        return _text_of(properties.get("name")) if isinstance(properties, dict) else _text_of(value)
-    return _text_of(value)
-
-
-def _id_of(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return _text_of(value.get("@id") or value.get("url"))
-    return _text_of(value)
-
-
-def _url_of(value: Any) -> str | None:
-    if isinstance(value, list):
-        return next((url for item in value if (url := _url_of(item))), None)
-    if isinstance(value, dict):
-        properties = value.get("properties")
-        source = properties if isinstance(properties, dict) else value
-        return _url_of(source.get("url") or source.get("contentUrl") or source.get("@id"))
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _names_of(value: Any) -> list[str]:
-    if isinstance(value, list):
-        return [name for item in value for name in _names_of(item)]
-    if isinstance(value, dict):
-        if str(value.get("@type", "")).lower() in {"organization", "newsmediaorganization"}:
-            return []
-        name = _name_of(value)
-        return [name] if name else []
-    return [value] if isinstance(value, str) else []
-
-
-def _people(raw_names: list[str], organisations: set[str]) -> list[str]:
-    """Person names from bylines: no URLs, handles, job titles or the publication itself."""
-    people: list[str] = []
-    for raw in raw_names:
-        if "://" in raw:
-            continue
-        for part in re.split(r"\s*(?:[,;|&/]|\band\b|\bund\b|\by\b)\s*", plain_text(raw)):
-            name = re.sub(r"^(by|von|por|par)\s+", "", part.strip(), flags=re.IGNORECASE).strip()
-            if (
-                not name
-                or name.startswith(("@", "www."))
-                or "@" in name
-                or _key(name) in organisations
-                or JOB_WORDS.search(name)
-                or len(name) > 60
-            ) or name in people:
-                continue
-            people.append(name)
-    return people
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", name.casefold().removeprefix("www."))
-
-
-def _without_site_name(title: str, site_name: str | None) -> str:
-    """'Headline | Site' -> 'Headline' when the tail is the site's name."""
-    parts = re.split(r"\s+[|–—·-]\s+", title)
-    if len(parts) > 1 and site_name and _key(parts[-1]) in {_key(site_name)}:
-        return " - ".join(parts[:-1]).strip()
-    return title
-
-
-def _absolute(href: str | None, base: str | None) -> str | None:
-    if not href:
-        return None
-    href = href.strip()
-    if href.startswith("//"):
-        scheme = urlsplit(base).scheme if base else ""
-        href = f"{scheme or 'https'}:{href}"
-    resolved = urljoin(base, href) if base else href
-    return resolved if re.match(r"^https?://[^/\s]+\.[^/\s]+", resolved) else None
-
-
-def _iso_date(value: str | None) -> dt.date | None:
-    if not value:
-        return None
-    match = re.match(r"^\s*(\d{4})-?(\d{2})-?(\d{2})", value)
-    if not match:
-        return None
-    try:
-        return dt.date(*(int(part) for part in match.groups()))
-    except ValueError:
-        return None
-
-
-def _json_field(raw: str | None, key: str) -> str | None:
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw).get(key)
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
+        return {name_key(name) for name in names if name}

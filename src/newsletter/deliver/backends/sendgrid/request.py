@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from newsletter.audience.addresses import MAX_ADDRESS_CHARS, address_key
-from newsletter.audience.unsubscribe import ONE_CLICK, list_unsubscribe
-from newsletter.build.merge_tags import MERGE_TAGS, unfilled
 from newsletter.deliver.backends.sendgrid.limits import (
     MAX_CATEGORIES,
     MAX_PERSONALIZATIONS,
     MAX_SUBSTITUTION_BYTES,
 )
 from newsletter.deliver.message import display_name
+from newsletter.list_headers import ONE_CLICK, list_unsubscribe
+from newsletter.merge_tags import MERGE_TAGS, unfilled
 
 if TYPE_CHECKING:
     from newsletter.deliver.message import Message, RecipientLike

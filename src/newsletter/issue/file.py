@@ -1,0 +1,148 @@
+"""issue.yaml: read and validate with located errors (file:line), save keeping comments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from newsletter.errors import IssueFileError
+from newsletter.files import atomic_write, read_utf8
+from newsletter.issue.model import LAYOUTS, Issue, SendAt
+
+_SEND_AT_FIX = (
+    "write it as YYYY-MM-DD HH:MM in local time (e.g. 2026-12-01 08:00), "
+    "or with an offset (2026-12-01T08:00:00+01:00)"
+)
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def read_document(path: Path) -> CommentedMap:
+    """The raw round-trip document (comments, order and unknown keys intact)."""
+    text = read_utf8(path, IssueFileError, "start the issue with `newsletter new SLUG`")
+    try:
+        data = _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise IssueFileError(
+            f"YAML syntax error: {problem}", where=where, fix="correct the indentation or quoting"
+        ) from None
+    if not isinstance(data, CommentedMap):
+        raise IssueFileError(
+            "the file must be a mapping with subject, preheader, date and sections",
+            where=path,
+            fix="see the sample issue in issues/sample/issue.yaml",
+        )
+    return data
+
+
+def load_issue(path: Path) -> Issue:
+    document = read_document(path)
+    try:
+        return Issue.model_validate(document)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(error["loc"])
+        line = _line_of(document, loc)
+        where = f"{path}:{line}" if line else str(path)
+        raise IssueFileError(
+            f"{_field_path(loc)}: {_message(error)}", where=where, fix=_fix_for(error, loc)
+        ) from None
+
+
+def load_send_at(path: Path) -> tuple[dt.datetime | None, str]:
+    """The issue's `send_at` and where it is written (file:line).
+
+    Only that field is read, so an issue still being written can be scheduled.
+    """
+    document = read_document(path)
+    line = _line_of(document, ("send_at",)) if "send_at" in document else None
+    where = f"{path}:{line}" if line else str(path)
+    raw = document.get("send_at")
+    if isinstance(raw, dt.date) and not isinstance(raw, dt.datetime):
+        raise IssueFileError(
+            "send_at: needs a time of day, not only a date",
+            where=where,
+            fix=_SEND_AT_FIX,
+        )
+    try:
+        return SendAt.model_validate(document).send_at, where
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise IssueFileError(f"send_at: {_message(error)}", where=where, fix=_SEND_AT_FIX) from None
+
+
+def save_document(path: Path, document: CommentedMap) -> None:
+    """Write atomically: a crash never leaves a half-written issue file."""
+    buffer = io.StringIO()
+    _yaml().dump(document, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not str(part).startswith(("function-", "model-")):
+            text += f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "is required"
+    if kind in {"too_short", "string_too_short"} and error.get("ctx", {}).get("min_length") == 1:
+        return "must not be empty"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _fix_for(error: Any, loc: tuple[Any, ...]) -> str:
+    field = next((str(p) for p in reversed(loc) if isinstance(p, str)), "")
+    if field == "alt":
+        return "describe the image in a few words for readers who do not see it"
+    if field == "layout":
+        return f"set layout to one of: {', '.join(LAYOUTS)}"
+    if field in {"url", "src"}:
+        return "use a full address starting with https://"
+    if field == "date":
+        return "write the date as YYYY-MM-DD"
+    if field == "send_at":
+        return _SEND_AT_FIX
+    if error["type"] == "missing":
+        return f"add the {field or 'missing'} field"
+    return "correct the value in issue.yaml"
+
+
+def _line_of(document: Any, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the deepest node of `loc` that exists in the document."""
+    node, line = document, None
+    for part in loc:
+        if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    if line is None and isinstance(document, CommentedMap):
+        line = document.lc.line + 1
+    return line
