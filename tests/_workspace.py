@@ -1,6 +1,5 @@
 """Workspace helpers for the tests: a fresh or sample workspace, its database, a list,
-CSV files, messages and the ledger's view of an issue (one module; tests/_sending.py is a
-re-export kept only for test files written before the merge)."""
+CSV files, messages and the ledger's view of an issue."""
 
 from __future__ import annotations
 

@@ -293,3 +293,21 @@ def test_a_rehearsal_to_the_outbox_does_not_block_the_real_send(tmp_path: Path) 
         assert stub.deliveries(issue="sample") == dict.fromkeys(numbered(3), 1)
     status = run(root, "status", "sample", "--json")
     assert '"sent_by": {\n    "sendgrid": 3\n  }' in status.stdout
+
+
+# YAML's escapes for U+2028, U+2029, U+0085 and VT (a raw one is folded by YAML itself).
+@pytest.mark.parametrize("separator", ["\\L", "\\P", "\\N", "\\v"])
+def test_a_unicode_line_separator_in_the_subject_is_refused_where_the_issue_is_read(
+    tmp_path: Path, separator: str
+) -> None:
+    root = _workspace(tmp_path)
+    issue = root / "issues" / "sample" / "issue.yaml"
+    text = issue.read_text(encoding="utf-8")
+    subject = next(line for line in text.splitlines() if line.startswith("subject:"))
+    issue.write_text(text.replace(subject, f'subject: "Breaking{separator}news"'), encoding="utf-8")
+    for command in (("check", "sample"), ("send", "sample", "--yes", "--backend", "outbox")):
+        outcome = run(root, *command)
+        assert outcome.exit_code == 1
+        line = _one_line_error(outcome.stderr)
+        assert "issue.yaml:3: subject: must be a single line (no line breaks or line" in line
+    assert not (root / "outbox").exists()

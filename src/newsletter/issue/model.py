@@ -27,8 +27,12 @@ def _no_line_breaks(value: str | None) -> str | None:
     """Single-line plain text: markup is removed here, before it can reach any template."""
     if value is None:
         return None
-    if "\r" in value or "\n" in value:
-        raise ValueError("must be a single line (no line breaks)")
+    # splitlines knows every separator a mail client may break on: CR, LF, VT, FF, U+0085,
+    # U+2028, U+2029 ...
+    if len((value + "x").splitlines()) > 1:
+        raise ValueError("must be a single line (no line breaks or line separators)")
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
     return strip_tags(value).strip()
 
 
