@@ -27,20 +27,21 @@ def read_utf8(path: Path, error: type[UserError], missing_fix: str) -> str:
         ) from None
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
+def atomic_write(path: Path, data: bytes | str, *, sync: bool = True) -> None:
     """Replace `path` with `data` all at once: a crash leaves the old file or the new, never half.
 
     Text is written as UTF-8 with "\n" line ends as given. The data goes to a temporary file
-    beside `path` (same file system), is flushed to disk, then renamed over `path`.
+    beside `path` (same file system; the folder must exist), is flushed to disk unless `sync`
+    is off (many small files that a rerun rewrites anyway), then renamed over `path`.
     """
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

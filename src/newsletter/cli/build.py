@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from newsletter.cli.app import app, info, settings, warn
+from newsletter.errors import ExitCode
 
 if TYPE_CHECKING:
     from newsletter.build.checks import Finding
@@ -67,7 +68,7 @@ def build(
         + ", ".join(f"{name} {meta['bytes']:,} B" for name, meta in sizes.items())
     )
     if not result.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.USER_ERROR)
 
 
 @app.command()
@@ -84,7 +85,7 @@ def check(
     result = make_build(settings(ctx), slug)
     _print_findings(result.findings)
     if not result.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.USER_ERROR)
     info(f"{slug}: all checks passed" + (" (with warnings)" if result.findings else ""))
 
 

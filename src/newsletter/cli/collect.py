@@ -80,7 +80,7 @@ def add(
     """
     from newsletter.collect.merge import add_to_issue, recently_sent
     from newsletter.collect.readers.base import ReadOptions
-    from newsletter.errors import UserError
+    from newsletter.errors import ExitCode, UserError
     from newsletter.issue.model import ISSUE_FILE, check_slug
 
     if url is not None and len(sources) > 1:
@@ -112,7 +112,7 @@ def add(
     )
     _print(report, _shown(issue_path, workspace.workspace), dry_run)
     if report.failures:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.USER_ERROR)
 
 
 def _shown(path: Path, root: Path) -> Path:

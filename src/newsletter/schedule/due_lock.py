@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from newsletter.deliver.lock import take_lock
+from newsletter.files import atomic_write
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
@@ -57,10 +58,8 @@ def _write_owner(settings: Settings, now: dt.datetime) -> None:
     """Who holds the lock, for the message a second run prints (not part of the lock)."""
     owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": now.isoformat()}
     path = settings.workspace / LOCK_OWNER_FILE
-    partial = path.with_name(path.name + ".partial")
     try:
-        partial.write_text(json.dumps(owner), encoding="utf-8")
-        os.replace(partial, path)
+        atomic_write(path, json.dumps(owner), sync=False)
     except OSError as exc:
         log.warning("could not write %s (%s)", path, exc)
 

@@ -7,8 +7,6 @@ the address and written atomically, so a rerun replaces a file instead of adding
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ from newsletter.audience.addresses import address_key
 from newsletter.deliver.backends import BatchResult, Notify, Outcome
 from newsletter.deliver.message import Message, RecipientLike, mime_message
 from newsletter.errors import DeliveryError
+from newsletter.files import atomic_write
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -68,7 +67,7 @@ class OutboxBackend:
                 data = mime_message(message, recipient).as_bytes()
                 self.timings["build"] += time.perf_counter() - started
                 started = time.perf_counter()
-                _write_atomically(folder / file_name(recipient.email), data)
+                atomic_write(folder / file_name(recipient.email), data, sync=False)
                 self.requests += 1
                 written += 1
                 self.timings["io"] += time.perf_counter() - started
@@ -85,17 +84,6 @@ class OutboxBackend:
                 Outcome.PARTIAL, error=error.line(), requests=written, delivered=written
             )
         return BatchResult(Outcome.SENT, requests=len(recipients))
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, partial = tempfile.mkstemp(prefix=".", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 def create(settings: Settings, notify: Notify) -> OutboxBackend:
