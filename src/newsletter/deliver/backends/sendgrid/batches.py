@@ -6,13 +6,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from newsletter.deliver.backends.sendgrid.client import (
-    api_client,
-    api_key,
-    error_text,
-    masked,
-    refused,
-)
+from newsletter.deliver.backends.sendgrid import client
 from newsletter.errors import DeliveryError
 
 if TYPE_CHECKING:
@@ -35,7 +29,7 @@ class SendGridBatches:
     def __init__(self, api_key: str, host: str) -> None:
         self._key = api_key
         self.host = host.rstrip("/")
-        self._client = api_client(api_key, self.host, self.TIMEOUT)
+        self._client = client.api_client(api_key, self.host, self.TIMEOUT)
 
     def create_batch(self) -> str:
         body = self._call("POST /v3/mail/batch", lambda: self._client.client.mail.batch.post())
@@ -75,16 +69,16 @@ class SendGridBatches:
             response = request()
         except exceptions.HTTPError as exc:
             status = int(exc.status_code)
-            text = masked(error_text(exc.body), self._key) or "no details given"
+            text = client.masked(client.error_text(exc.body), self._key) or "no details given"
             if status in (401, 403):
-                raise refused(status, text, what, "Mail Send and Scheduled Sends") from None
+                raise client.refused(status, text, what, "Mail Send and Scheduled Sends") from None
             raise DeliveryError(
                 f"SendGrid answered {status} to {what}: {text}", where=self.host
             ) from None
         except (urllib.error.URLError, OSError, ValueError, UnicodeError) as exc:
             reason = getattr(exc, "reason", exc)
             raise DeliveryError(
-                f"cannot reach SendGrid for {what} ({masked(str(reason), self._key)})",
+                f"cannot reach SendGrid for {what} ({client.masked(str(reason), self._key)})",
                 where=self.host,
                 fix="check SENDGRID_API_HOST and the network, then try again",
             ) from None
@@ -98,7 +92,7 @@ class SendGridBatches:
 
 
 def sendgrid_batches_for(settings: Settings) -> BatchClient:
-    key = api_key(
+    key = client.api_key(
         settings, "; scheduling through SendGrid needs it, or schedule without --via-sendgrid"
     )
     return SendGridBatches(key, settings.secrets.sendgrid_api_host)

@@ -5,14 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from newsletter.deliver.backends.sendgrid.client import (
-    DEFAULT_TIMEOUT,
-    api_client,
-    api_key,
-    error_text,
-    masked,
-    refused,
-)
+from newsletter.deliver.backends.sendgrid import client
 from newsletter.errors import DeliveryError
 
 if TYPE_CHECKING:
@@ -25,10 +18,10 @@ MAX_PAGES = 10_000
 class SuppressionClient:
     """Reads the suppression endpoints through the official client, page by page."""
 
-    def __init__(self, api_key: str, host: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, api_key: str, host: str, *, timeout: float = client.DEFAULT_TIMEOUT) -> None:
         self._key = api_key
         self.host = host.rstrip("/")
-        self._client = api_client(api_key, self.host, timeout)
+        self._client = client.api_client(api_key, self.host, timeout)
         self.requests = 0
 
     def addresses(self, path: str) -> Iterator[str]:
@@ -62,7 +55,7 @@ class SuppressionClient:
         # a read, so no harm.
         except (OSError, ValueError, UnicodeError) as exc:
             raise DeliveryError(
-                f"cannot read /v3/{path} ({masked(str(exc), self._key)})",
+                f"cannot read /v3/{path} ({client.masked(str(exc), self._key)})",
                 where=self.host,
                 fix="check the network and SENDGRID_API_HOST, or send with --no-sync"
                 " ([delivery] sync_suppressions = false for cron)",
@@ -70,9 +63,9 @@ class SuppressionClient:
         return list(response.to_dict or [])
 
     def _refused(self, path: str, status: int, body: bytes | None) -> Exception:
-        text = masked(error_text(body), self._key) or "no details given"
+        text = client.masked(client.error_text(body), self._key) or "no details given"
         if status in (401, 403):
-            return refused(status, text, f"list /v3/{path}", "Suppressions: Read")
+            return client.refused(status, text, f"list /v3/{path}", "Suppressions: Read")
         return DeliveryError(
             f"SendGrid answered {status} to GET /v3/{path}: {text}",
             where=self.host,
@@ -82,5 +75,5 @@ class SuppressionClient:
 
 
 def client_for(settings: Settings) -> SuppressionClient:
-    key = api_key(settings, "; sync reads SendGrid's suppression lists")
+    key = client.api_key(settings, "; sync reads SendGrid's suppression lists")
     return SuppressionClient(key, settings.secrets.sendgrid_api_host)
