@@ -20,8 +20,9 @@ import pytest
 from newsletter.config import Settings, load_settings
 from newsletter.db import open_database
 from newsletter.deliver.ledger import Ledger
+from newsletter.deliver.sender import Summary as SendReport
 from newsletter.errors import AuthError, ConfigError, DeliveryError, ExitCode, LockBusy, UserError
-from newsletter.schedule.cron import IssueRun, Outcome, SendReport, run_due
+from newsletter.schedule.cron import IssueRun, Outcome, run_due
 from newsletter.schedule.due_lock import DUE_LOCK_FILE, LOCK_OWNER_FILE, due_lock
 from newsletter.schedule.handover import Handover
 from newsletter.schedule.send_time import Zone, parse_send_time

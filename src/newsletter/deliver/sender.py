@@ -82,6 +82,7 @@ class Summary:
     unknown_addresses: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (address, error)
     stopped: NewsletterError | None = None  # why the run ended early, if it did
+    warnings: list[str] = field(default_factory=list)  # the build's, shown before sending
 
     @property
     def ok(self) -> bool:
@@ -270,7 +271,7 @@ class Sender:
         message = self.message
         backend = self.backend
         ledger = Ledger(self.conn)
-        summary = Summary(unit=backend.unit)
+        summary = Summary(unit=backend.unit, warnings=list(self.warnings))
         database = 0.0
         started = self._clock()
 

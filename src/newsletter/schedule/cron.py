@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from filelock import BaseFileLock
 
     from newsletter.config import Settings
+    from newsletter.deliver.sender import Summary
 
 # One logger name for scheduled sending, as the run log showed before the module split.
 log = logging.getLogger("newsletter.schedule")
@@ -59,28 +60,13 @@ log = logging.getLogger("newsletter.schedule")
 # --------------------------------------------------------------------------- sending
 
 
-@dataclass
-class SendReport:
-    """What one send of one issue did (from the delivery core's summary)."""
-
-    sent: int = 0
-    failed: int = 0
-    unknown: int = 0
-    skipped: int = 0
-    seconds: float = 0.0
-    stopped: NewsletterError | None = None
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    unknown_addresses: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
 class IssueSender(Protocol):
     """Sends one issue through the ledger without asking anything; raises on a refusal."""
 
-    def __call__(self, settings: Settings, slug: str, handover: Handover | None) -> SendReport: ...
+    def __call__(self, settings: Settings, slug: str, handover: Handover | None) -> Summary: ...
 
 
-def send_issue(settings: Settings, slug: str, handover: Handover | None) -> SendReport:
+def send_issue(settings: Settings, slug: str, handover: Handover | None) -> Summary:
     """The sender used the way `newsletter send SLUG --yes` uses it."""
     from newsletter.deliver.options import SendOptions
     from newsletter.deliver.sender import Sender
@@ -101,18 +87,7 @@ def send_issue(settings: Settings, slug: str, handover: Handover | None) -> Send
             preflight.unknown_held,
             preflight.backend,
         )
-        summary = sender.send()
-    return SendReport(
-        sent=summary.sent,
-        failed=summary.failed,
-        unknown=summary.unknown,
-        skipped=summary.skipped,
-        seconds=summary.seconds,
-        stopped=summary.stopped,
-        failures=list(summary.failures),
-        unknown_addresses=list(summary.unknown_addresses),
-        warnings=list(preflight.warnings),
-    )
+        return sender.send()
 
 
 # --------------------------------------------------------------------------- the run
@@ -345,7 +320,7 @@ def _send_one(
 
 def _outcome(
     item: Schedule,
-    report: SendReport,
+    report: Summary,
     before: int,
     now: dt.datetime,
     handover: Handover | None,
