@@ -26,12 +26,12 @@ from newsletter.schedule.store import (
     schedule,
     unschedule,
 )
+from tests.schedule.test_schedule_run import BERLIN, DUE, MADE, FakeSender, counts, outbox_workspace
 from tests.sendgrid_stub import (
     TEST_API_KEY,
     SendGridStub,
     sendgrid_stub_fixture,  # noqa: F401  (the `sendgrid_stub` fixture)
 )
-from tests.test_schedule_run import BERLIN, DUE, MADE, FakeSender, counts, outbox_workspace
 
 SEND_AT = int(DUE.timestamp())
 LATENESS = dt.timedelta(hours=6)

@@ -262,7 +262,7 @@ def test_cancel_at_sendgrid_from_the_command_line(
     assert outcome.exit_code == 0, outcome.stderr
     assert "can stop it until 10 minutes before" in outcome.stdout
     # What a run does at handover, without the mail (see test_schedule_sendgrid.py).
-    from tests.test_schedule_run import FakeSender
+    from tests.schedule.test_schedule_run import FakeSender
 
     settings = load_settings(root)
     result = run_due(settings, dt.datetime.now(UTC), send=FakeSender())

@@ -244,7 +244,7 @@ def test_init_then_new_then_build(tmp_path: Path) -> None:
 def test_repository_env_example_is_the_one_init_writes() -> None:
     from newsletter.workspace import ENV_EXAMPLE
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     assert (repo / ".env.example").read_text(encoding="utf-8") == ENV_EXAMPLE
 
 

@@ -21,9 +21,9 @@ from tests._workspace import (
     stub_env,
     write_env,
 )
+from tests.deliver.test_delivery_smtp import PASSWORD, USER, Server
+from tests.deliver.test_delivery_smtp import smtp_server as smtp_server  # the fixture
 from tests.sendgrid_stub import SendGridStub, bypass_proxy_for_loopback
-from tests.test_delivery_smtp import PASSWORD, USER, Server
-from tests.test_delivery_smtp import smtp_server as smtp_server  # the fixture
 
 SUBJECT = "Albania raid on Ashraf 3 sparks protests across Europe"
 # The sample's links are example.org placeholders: the build's warning comes first.
