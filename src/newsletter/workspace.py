@@ -157,8 +157,14 @@ def new_issue(settings: Settings, slug: str, subject: str, today: dt.date | None
         raise UserError("the issue already exists", where=path, fix="pick another name")
     path.parent.mkdir(parents=True, exist_ok=True)
     quoted = '"' + subject.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    path.write_text(
-        ISSUE_SKELETON.format(slug=slug, subject=quoted, date=(today or dt.date.today())),
-        encoding="utf-8",
-    )
+    date = date_in_slug(slug) or today or dt.date.today()
+    path.write_text(ISSUE_SKELETON.format(slug=slug, subject=quoted, date=date), encoding="utf-8")
     return path
+
+
+def date_in_slug(slug: str) -> dt.date | None:
+    """The edition's date when the slug starts with one (2026-12-08, 2026-12-08-extra)."""
+    try:
+        return dt.date.fromisoformat(slug[:10]) if len(slug) >= 10 else None
+    except ValueError:
+        return None

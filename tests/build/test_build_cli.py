@@ -333,3 +333,15 @@ def test_an_issue_file_that_is_a_folder(workspace: Path) -> None:
     assert outcome.stderr == (
         f"error: {issue}: is a folder, not a file — start the issue with `newsletter new SLUG`\n"
     )
+
+
+def test_new_takes_the_date_from_a_dated_slug(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    assert run(None, "init", str(root)).exit_code == 0
+    for slug, expected in (("2026-12-08", "2026-12-08"), ("2031-01-05-extra", "2031-01-05")):
+        assert run(root, "new", slug, "--subject", "Weekly").exit_code == 0
+        text = (root / "issues" / slug / "issue.yaml").read_text(encoding="utf-8")
+        assert f"date: {expected}" in text
+    assert run(root, "new", "2026-02-30", "--subject", "Weekly").exit_code == 0  # not a date
+    text = (root / "issues" / "2026-02-30" / "issue.yaml").read_text(encoding="utf-8")
+    assert "date: 2026-02-30" not in text
