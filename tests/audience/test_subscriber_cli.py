@@ -168,6 +168,18 @@ def test_export_to_a_file_and_to_stdout(ws: Path) -> None:
     assert run(ws, "subscribers", "export").stdout == expected
 
 
+def test_export_into_a_missing_folder_is_refused_and_creates_nothing(ws: Path) -> None:
+    run(ws, "subscribers", "import", str(write_csv(ws / "m.csv", MEMBERS)))
+    target = ws / "missing" / "dir" / "out.csv"
+    outcome = run(ws, "subscribers", "export", str(target))
+    assert outcome.exit_code == 1
+    assert outcome.stderr == (
+        f"error: {ws / 'missing' / 'dir'}: the folder to export into does not exist — create "
+        "it first, or give a path in an existing folder\n"
+    )
+    assert not (ws / "missing").exists()
+
+
 def _ledger_with_every_state(ws: Path) -> None:
     conn = database(ws)
     store = SubscriberStore(conn)

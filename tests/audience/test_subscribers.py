@@ -394,6 +394,7 @@ def test_export_imports_back_as_it_was(store: SubscriberStore, tmp_path: Path) -
     store.add("zed@example.org", "Zed", {"plan": "gold"}, first_name="Z")
     store.unsubscribe("ann@example.org", "asked")
     target = tmp_path / "out" / "export.csv"
+    target.parent.mkdir()  # export writes into an existing folder only
     assert store.export_csv(target) == 5
     assert target.read_text(encoding="utf-8") == (
         "email,name,first_name,status,City,plan\n"

@@ -222,7 +222,12 @@ class SubscriberStore:
         A path is written atomically (a temporary file renamed into place).
         """
         if isinstance(target, Path):
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.parent.is_dir():
+                raise UserError(
+                    "the folder to export into does not exist",
+                    where=target.parent,
+                    fix="create it first, or give a path in an existing folder",
+                )
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             try:
                 with open(fd, "w", encoding="utf-8", newline="") as stream:
