@@ -3,6 +3,7 @@ never left `sending`, one line at the CLI and no secret in it."""
 
 from __future__ import annotations
 
+import email
 import os
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -311,3 +312,15 @@ def test_a_unicode_line_separator_in_the_subject_is_refused_where_the_issue_is_r
         line = _one_line_error(outcome.stderr)
         assert "issue.yaml:3: subject: must be a single line (no line breaks or line" in line
     assert not (root / "outbox").exists()
+
+
+def test_a_subscriber_added_with_only_a_name_is_greeted_by_it(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    write_env(root, NEWSLETTER_UNSUBSCRIBE_SECRET=SECRET)
+    assert run(root, "subscribers", "add", "kim@example.org", "--name", "Kim Lee").exit_code == 0
+    assert run(root, "send", "sample", "--yes", "--backend", "outbox").exit_code == 0
+    message = email.message_from_bytes(
+        (root / "outbox" / "sample" / "kim@example.org.eml").read_bytes()
+    )
+    text = next(part for part in message.walk() if part.get_content_type() == "text/plain")
+    assert "\r\nHi Kim,\r\n" in text.get_payload(decode=True).decode("utf-8")

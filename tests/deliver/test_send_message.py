@@ -175,3 +175,22 @@ def test_idn_domain_is_sent_in_ascii_and_a_non_ascii_local_part_is_one_clear_err
     )
     with pytest.raises(UserError, match="needs SMTPUTF8"):
         Address("jörg@example.org").formatted()
+
+
+@pytest.mark.parametrize(
+    ("name", "greeted"),
+    [
+        ("Kim Lee", "Kim"),
+        ("Dr. Kim Lee", "Kim"),
+        ("Jean-Luc Picard", "Jean-Luc"),
+        ("Zoë O’Brien", "Zoë"),
+        ("Lee, Kim", "there"),  # the order of the names is unknown
+        ("kim@example.org", "there"),
+        ("42", "there"),
+    ],
+)
+def test_a_subscriber_with_only_a_full_name_is_greeted_by_the_given_name(
+    name: str, greeted: str
+) -> None:
+    values = simple_message().values(recipient("kim@example.org", name, None))
+    assert values["first_name"] == greeted

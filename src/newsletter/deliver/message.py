@@ -98,11 +98,24 @@ def display_name(name: str | None) -> str | None:
 
 
 def first_name_of(recipient: RecipientLike) -> str:
-    raw = recipient.first_name or ""
+    raw = recipient.first_name or _first_name_in(recipient.name or "")
     cleaned = " ".join(_CONTROL.sub(" ", raw).split())[:MAX_FIRST_NAME_CHARS]
     # A value holding a merge tag must not be expanded again by the service.
     cleaned = cleaned.replace("%%", "%")
     return cleaned or FALLBACK_FIRST_NAME
+
+
+def _first_name_in(name: str) -> str:
+    """The given name of a plain full name ("Kim Lee" -> Kim, "Dr. Kim Lee" -> Kim).
+
+    Only when it is clearly one: no commas or semicolons (whose order of names is unknown),
+    and a word of letters (hyphens and apostrophes allowed); otherwise the fallback greets.
+    """
+    if any(mark in name for mark in ",;@"):
+        return ""
+    words = [w for w in name.split() if not (w.endswith(".") and len(w) <= 4)]
+    first = words[0] if words else ""
+    return first if first.replace("-", "").replace("'", "").replace("’", "").isalpha() else ""
 
 
 @dataclass(frozen=True)
