@@ -289,3 +289,12 @@ def test_a_complete_issue(ws: Path) -> None:
     ledger.mark_sent(batch.id, "msg")
     conn.close()
     assert lines(run(ws, "status", "done").stdout)[0] == "done: 1 of 1 recipients sent — complete"
+
+
+def test_an_excel_csv_with_its_sep_line_imports(ws: Path) -> None:
+    text = "sep=;\r\nE-Mail;Name\r\nann@example.org;Ann Smith\r\nbob@example.org;Bob\r\n"
+    outcome = run(ws, "subscribers", "import", str(write_csv(ws / "excel.csv", text, bom=True)))
+    assert outcome.exit_code == 0, outcome.stderr
+    assert lines(outcome.stdout)[-1].startswith("imported 2 new subscribers")
+    listed = run(ws, "subscribers", "export").stdout
+    assert "ann@example.org,Ann Smith" in listed and "bob@example.org,Bob" in listed

@@ -143,12 +143,19 @@ class _Importer:
         while first is not None and not first.strip():
             offset += 1
             first = next(lines, None)
+        delimiter = None
+        declared = _EXCEL_SEPARATOR.match(first or "")
+        if declared:  # Excel's "sep=;" line names the delimiter; the header row follows
+            delimiter = declared.group(1)
+            offset += 1
+            first = next(lines, None)
         if first is None:
             raise UserError(
                 "the file is empty", where=self.path, fix="export the list with a header row"
             )
         # strict: an unclosed quote is reported instead of silently eating later rows.
-        reader = csv.reader(_chain(first, lines), delimiter=_guess_delimiter(first), strict=True)
+        delimiter = delimiter or _guess_delimiter(first)
+        reader = csv.reader(_chain(first, lines), delimiter=delimiter, strict=True)
         header_line = offset + 1
         try:
             header = next(reader)
@@ -372,6 +379,9 @@ def _csv_problem(error: csv.Error) -> str:
     if "NUL" in text:
         return "it contains a NUL byte"
     return text
+
+
+_EXCEL_SEPARATOR = re.compile(r"^\s*sep=(.)\s*$", re.IGNORECASE)
 
 
 def _guess_delimiter(line: str) -> str:
