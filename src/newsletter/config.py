@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from newsletter.errors import ConfigError
 from newsletter.files import read_utf8
+from newsletter.lines import is_multiline
 
 CONFIG_FILE = "newsletter.toml"
 WORKSPACE_ENV = "NEWSLETTER_WORKSPACE"
@@ -41,7 +42,7 @@ class SenderSection(_Section):
     @field_validator("name", "email", "reply_to", "postal_address")
     @classmethod
     def _single_line(cls, value: str | None) -> str | None:
-        if value is not None and ("\r" in value or "\n" in value):
+        if value is not None and is_multiline(value):
             raise ValueError("must be a single line (no line breaks)")
         return value
 

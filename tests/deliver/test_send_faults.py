@@ -324,3 +324,19 @@ def test_a_subscriber_added_with_only_a_name_is_greeted_by_it(tmp_path: Path) ->
     )
     text = next(part for part in message.walk() if part.get_content_type() == "text/plain")
     assert "\r\nHi Kim,\r\n" in text.get_payload(decode=True).decode("utf-8")
+
+
+def test_a_line_separator_in_the_sender_name_is_refused_where_settings_are_read(
+    tmp_path: Path,
+) -> None:
+    root = _workspace(tmp_path)
+    config = root / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace('name = "The Balkan Brief"\nemail', 'name = "The Balkan\\u2028Brief"\nemail'),
+        encoding="utf-8",
+    )
+    outcome = run(root, "send", "sample", "--yes", "--backend", "outbox")
+    assert outcome.exit_code == 1
+    line = _one_line_error(outcome.stderr)
+    assert "newsletter.toml" in line and "[sender.name] must be a single line" in line

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from newsletter.deliver.backends.sendgrid.limits import MAX_CATEGORIES, MAX_CATEGORY_CHARS
 from newsletter.errors import UserError
+from newsletter.lines import is_multiline
 from newsletter.list_headers import ONE_CLICK, list_unsubscribe
 from newsletter.merge_tags import fill
 
@@ -50,11 +51,6 @@ class RecipientLike(Protocol):
     def name(self) -> str | None: ...
     @property
     def first_name(self) -> str | None: ...
-
-
-def is_multiline(value: str) -> bool:
-    """Any line or paragraph separator (CR, LF, U+0085, U+2028, U+2029, ...) is a break."""
-    return len((value + "x").splitlines()) > 1
 
 
 def check_header_value(field_name: str, value: str) -> str:

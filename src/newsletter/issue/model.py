@@ -16,6 +16,7 @@ from pydantic import (
 
 from newsletter.errors import IssueFileError
 from newsletter.issue.plain_text import strip_tags
+from newsletter.lines import is_multiline
 
 ISSUE_FILE = "issue.yaml"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -27,9 +28,7 @@ def _no_line_breaks(value: str | None) -> str | None:
     """Single-line plain text: markup is removed here, before it can reach any template."""
     if value is None:
         return None
-    # splitlines knows every separator a mail client may break on: CR, LF, VT, FF, U+0085,
-    # U+2028, U+2029 ...
-    if len((value + "x").splitlines()) > 1:
+    if is_multiline(value):
         raise ValueError("must be a single line (no line breaks or line separators)")
     if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
         raise ValueError("must not contain control characters")

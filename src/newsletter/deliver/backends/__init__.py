@@ -120,11 +120,6 @@ def capabilities(name: str) -> Capabilities:
     return registered.capabilities if registered else Capabilities()
 
 
-def scheduling_backends() -> list[str]:
-    """The backends that can hold a send at the service until its time."""
-    return [name for name in names() if capabilities(name).holds_until_send_at]
-
-
 def names() -> list[str]:
     """The registered backends, in the order they were registered."""
     return list(_REGISTRY)
