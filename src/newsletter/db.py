@@ -146,7 +146,13 @@ def utc_now() -> str:
 
 
 def open_database(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the workspace database and bring its schema up to date."""
+    """Open (creating if needed) the workspace database and bring its schema up to date.
+
+    A database the user may read but not write (a read-only mount, a colleague's file) is
+    opened read-only, so commands that only read work; a write then fails with one line.
+    """
+    if path.is_file() and not _writable(path):
+        return _open_read_only(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # The list is personal data: readable by its owner only (SQLite gives the -wal and
@@ -162,19 +168,104 @@ def open_database(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         _configure(conn)
+        _check_integrity(conn, path)
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise UserError(
-            f"cannot use the database ({exc})",
-            where=path,
-            fix="check that the file is the workspace's SQLite database "
-            "(setting [delivery] database in newsletter.toml)",
-        ) from None
+        raise _unusable(exc, path) from None
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _writable(path: Path) -> bool:
+    # WAL needs to create its -wal and -shm files beside the database.
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    # Without a -shm file beside it, SQLite can read a WAL database read-only only as
+    # immutable; nobody can be writing it then, since nobody may create that file.
+    shm = path.with_name(path.name + "-shm")
+    flags = "mode=ro" if shm.exists() else "mode=ro&immutable=1"
+    try:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?{flags}",
+            uri=True,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+    except sqlite3.Error as exc:
+        raise _unusable(exc, path) from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        _check_integrity(conn, path)
+        pending = _pending_migrations(conn)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise _unusable(exc, path) from None
+    if pending:
+        conn.close()
+        raise UserError(
+            f"the database is read-only and needs the upgrade {pending[0]}",
+            where=path,
+            fix="run any newsletter command once where the database is writable",
+        )
+    return conn
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a damaged file before anything reads partial data from it or writes to it."""
+    (first,) = conn.execute("PRAGMA quick_check(1)").fetchone()
+    if first != "ok":
+        raise DatabaseDamaged(path, str(first))
+
+
+def _unusable(exc: sqlite3.Error, path: Path) -> UserError:
+    text = str(exc)
+    if "malformed" in text:
+        return DatabaseDamaged(path, text)
+    return UserError(
+        f"cannot use the database ({text})",
+        where=path,
+        fix="check that the file is the workspace's SQLite database "
+        "(setting [delivery] database in newsletter.toml)",
+    )
+
+
+class ReadOnlyDatabase(UserError):
+    def __init__(self, path: Path | str | None = None) -> None:
+        super().__init__(
+            "the workspace database is read-only and this command writes to it",
+            where=path,
+            fix="run it where the database and its folder are writable "
+            "(commands that only read, such as `status`, work as they are)",
+        )
+
+
+def explain(error: sqlite3.Error) -> UserError | None:
+    """The one-line form of a database failure the core did not expect, where one is known."""
+    text = str(error)
+    if "readonly" in text:
+        return ReadOnlyDatabase()
+    if "malformed" in text or "not a database" in text:
+        return DatabaseDamaged(None, text)
+    return None
+
+
+class DatabaseDamaged(UserError):
+    def __init__(self, path: Path | None, detail: str) -> None:
+        name = path.name if path else "newsletter.db"
+        detail = " ".join(detail.replace("*** in database main ***", "").split())
+        super().__init__(
+            f"the workspace database is damaged ({detail[:120]})",
+            where=path,
+            fix=f"restore {name} from a backup, or salvage it with "
+            f"`sqlite3 {name} .recover | sqlite3 recovered.db` and point "
+            "[delivery] database at the result",
+        )
 
 
 def _configure(conn: sqlite3.Connection) -> None:
@@ -207,9 +298,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
+        (_, _, file) = conn.execute("PRAGMA database_list").fetchone()
+        if "readonly" in str(exc):
+            raise ReadOnlyDatabase(file) from None
         if "locked" not in str(exc) and "busy" not in str(exc):
             raise
-        (_, _, file) = conn.execute("PRAGMA database_list").fetchone()
         (waited,) = conn.execute("PRAGMA busy_timeout").fetchone()
         raise LockBusy(
             f"the database stayed busy for {waited / 1000:g} s "
@@ -219,9 +312,12 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         ) from None
     try:
         yield conn
-    except BaseException:
+    except BaseException as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
+            (_, _, file) = conn.execute("PRAGMA database_list").fetchone()
+            raise ReadOnlyDatabase(file) from None
         raise
     conn.execute("COMMIT")
 
@@ -258,11 +354,7 @@ def applied_migrations(conn: sqlite3.Connection) -> list[str]:
     return [str(name) for (name,) in rows]
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply every migration not yet applied, each in its own transaction; return their names."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
-    )
+def _refuse_newer(conn: sqlite3.Connection) -> None:
     known = {name for name, _ in MIGRATIONS}
     newer = [name for name in applied_migrations(conn) if name not in known]
     if newer:
@@ -270,6 +362,22 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             f"the database was updated by a newer version of newsletter (migration {newer[-1]})",
             fix="upgrade newsletter (pip install -U newsletter)",
         )
+
+
+def _pending_migrations(conn: sqlite3.Connection) -> list[str]:
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_migrations'").fetchone():
+        return [MIGRATIONS[0][0]]
+    _refuse_newer(conn)
+    applied = set(applied_migrations(conn))
+    return [name for name, _ in MIGRATIONS if name not in applied]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every migration not yet applied, each in its own transaction; return their names."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)"
+    )
+    _refuse_newer(conn)
     applied = set(applied_migrations(conn))
     done: list[str] = []
     for name, statements in MIGRATIONS:

@@ -25,6 +25,11 @@ class _Group(TyperGroup):
             typer.secho(f"error: {error.line()}", fg=typer.colors.RED, err=True)
             raise typer.Exit(error.exit_code) from None
         except sqlite3.Error as error:  # last resort: a database the core could not use
+            from newsletter.db import explain
+
+            if known := explain(error):
+                typer.secho(f"error: {known.line()}", fg=typer.colors.RED, err=True)
+                raise typer.Exit(known.exit_code) from None
             typer.secho(
                 f"error: the workspace database failed ({error}) — check free disk space and "
                 "permissions, then run the command again (`newsletter status SLUG` shows "
