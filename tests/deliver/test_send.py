@@ -590,3 +590,16 @@ def test_an_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
     outcome = run(root, "send", "sample", "--backend", "bogus")
     assert outcome.exit_code == 2
     assert "'bogus' is not one of 'auto', 'sendgrid', 'smtp', 'outbox'" in outcome.stderr
+
+
+def test_a_test_send_says_when_it_retries_instead_of_waiting_in_silence(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    root = workspace_with(tmp_path, stub, 1)
+    stub.plan("503")
+
+    outcome = run(root, "send", "sample", "--test", "me@example.org")
+
+    assert outcome.exit_code == 0, outcome.stderr
+    assert re.search(r"^warning: .*503.*; retrying in \d+\.\d s$", outcome.stderr, re.M)
+    assert len(stub.accepted) == 1

@@ -15,8 +15,33 @@ if TYPE_CHECKING:
     from newsletter.config import Settings
 
 
+# click's UsageError, whether typer vendors click (0.2x) or depends on it: the base of the
+# public BadParameter either way.
+_UsageError: Any = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
+
+
+def _usage_error(error: Any) -> None:
+    # One line like every other error, instead of click's usage block; a group called
+    # with nothing still shows its help.
+    if type(error).__name__ == "NoArgsIsHelpError":
+        raise error
+    path = error.ctx.command_path if error.ctx else "newsletter"
+    message = " ".join(error.format_message().split()).removeprefix("Invalid value: ")
+    typer.secho(
+        f"error: {message.rstrip('.')} — see `{path} --help`", fg=typer.colors.RED, err=True
+    )
+    raise typer.Exit(ExitCode.USAGE) from None
+
+
 class _Group(TyperGroup):
     """Turns the project's own exceptions into one red line and their exit code."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return list(super().parse_args(ctx, args))
+        except _UsageError as error:
+            _usage_error(error)
+            raise
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -24,6 +49,8 @@ class _Group(TyperGroup):
         except NewsletterError as error:
             typer.secho(f"error: {error.line()}", fg=typer.colors.RED, err=True)
             raise typer.Exit(error.exit_code) from None
+        except _UsageError as error:
+            _usage_error(error)
         except sqlite3.Error as error:  # last resort: a database the core could not use
             from newsletter.db import explain
 

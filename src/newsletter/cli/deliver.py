@@ -208,7 +208,7 @@ def sync(ctx: typer.Context) -> None:
 def _send_test(workspace: Settings, slug: str, addresses: list[str], backend: str | None) -> None:
     from newsletter.deliver.send_test import first_of_each, send_test
 
-    used, _ = send_test(workspace, slug, addresses, backend)
+    used, _ = send_test(workspace, slug, addresses, backend, notify=warn)
     who = ", ".join(first_of_each(addresses))
     info(f"sent a test of {slug} to {who} via {used.describe()}; nothing recorded as sent")
 

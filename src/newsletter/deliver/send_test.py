@@ -6,7 +6,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from newsletter.audience.addresses import address_key
-from newsletter.deliver.backends import Backend, BatchResult, Outcome, create_backend, resolve_name
+from newsletter.deliver.backends import (
+    Backend,
+    BatchResult,
+    Notify,
+    Outcome,
+    create_backend,
+    resolve_name,
+)
 from newsletter.deliver.message import message_for
 from newsletter.deliver.preflight import build_for_sending, unsubscribe_links
 from newsletter.errors import DeliveryError, UserError
@@ -24,9 +31,16 @@ def first_of_each(addresses: Sequence[str]) -> list[str]:
 
 
 def send_test(
-    settings: Settings, slug: str, addresses: Sequence[str], backend_name: str | None = None
+    settings: Settings,
+    slug: str,
+    addresses: Sequence[str],
+    backend_name: str | None = None,
+    notify: Notify | None = None,
 ) -> tuple[Backend, BatchResult]:
-    """The subscribers' message, marked [TEST], to `addresses`; the ledger is not touched."""
+    """The subscribers' message, marked [TEST], to `addresses`; the ledger is not touched.
+
+    `notify` hears the backend's retries, so a server that does not answer is not silence.
+    """
     from newsletter.audience.addresses import InvalidAddress, normalize_email
     from newsletter.audience.store import SubscriberStore
     from newsletter.db import open_database
@@ -55,7 +69,7 @@ def send_test(
             )
     finally:
         conn.close()
-    backend = create_backend(name, settings)
+    backend = create_backend(name, settings, notify)
     try:
         result = backend.send_batch(message, recipients)
     finally:
