@@ -340,3 +340,18 @@ def test_a_line_separator_in_the_sender_name_is_refused_where_settings_are_read(
     assert outcome.exit_code == 1
     line = _one_line_error(outcome.stderr)
     assert "newsletter.toml" in line and "[sender.name] must be a single line" in line
+
+
+def test_sync_against_a_closed_port_says_connection_refused_in_words(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = _workspace(tmp_path, SENDGRID_API_KEY=KEY, SENDGRID_API_HOST=f"http://127.0.0.1:{port}")
+
+    synced = run(root, "subscribers", "sync")
+
+    line = _one_line_error(synced.stderr)
+    assert "cannot read /v3/suppression/unsubscribes (connection refused)" in line
+    assert "urlopen" not in line and "Errno" not in line

@@ -76,9 +76,8 @@ class SendGridBatches:
                 f"SendGrid answered {status} to {what}: {text}", where=self.host
             ) from None
         except (urllib.error.URLError, OSError, ValueError, UnicodeError) as exc:
-            reason = getattr(exc, "reason", exc)
             raise DeliveryError(
-                f"cannot reach SendGrid for {what} ({client.masked(str(reason), self._key)})",
+                f"cannot reach SendGrid for {what} ({client.network_reason(exc, self._key)})",
                 where=self.host,
                 fix="check SENDGRID_API_HOST and the network, then try again",
             ) from None

@@ -94,6 +94,17 @@ def error_text(body: bytes | str | None) -> str:
         return " ".join(raw.split())[:500]
 
 
+def network_reason(exc: BaseException, secret: str) -> str:
+    """What went wrong on the way, in words: urllib's `<urlopen error [Errno 111] ...>`
+    becomes "connection refused"."""
+    reason: object = getattr(exc, "reason", exc)
+    if isinstance(reason, TimeoutError):
+        return "no answer in time"
+    if isinstance(reason, OSError) and reason.strerror:
+        return masked(reason.strerror.lower(), secret)
+    return masked(str(reason), secret) or type(exc).__name__
+
+
 def api_key(settings: Settings, otherwise: str) -> str:
     """The SendGrid key from the environment or .env; `otherwise` completes the fix."""
     key = settings.secrets.sendgrid_api_key

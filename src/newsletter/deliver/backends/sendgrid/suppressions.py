@@ -55,7 +55,7 @@ class SuppressionClient:
         # a read, so no harm.
         except (OSError, ValueError, UnicodeError) as exc:
             raise DeliveryError(
-                f"cannot read /v3/{path} ({client.masked(str(exc), self._key)})",
+                f"cannot read /v3/{path} ({client.network_reason(exc, self._key)})",
                 where=self.host,
                 fix="check the network and SENDGRID_API_HOST, or send with --no-sync"
                 " ([delivery] sync_suppressions = false for cron)",
