@@ -137,6 +137,21 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "ALTER TABLE batches ADD COLUMN backend TEXT",
         ),
     ),
+    (
+        "006_schedule_failures",
+        (
+            # A due issue whose send failed: reported by the first cron run that met the
+            # error, tried again quietly by the next ones, shown by `schedule --list`.
+            """
+            CREATE TABLE schedule_failures (
+                issue TEXT PRIMARY KEY,
+                error TEXT NOT NULL,
+                first_failed TEXT NOT NULL,
+                last_failed TEXT NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 

@@ -175,10 +175,10 @@ def test_at_wins_over_send_at(root: Path) -> None:
 def test_without_at_or_send_at_the_error_says_to_give_one(root: Path) -> None:
     outcome = run(root, "schedule", "sample", "--tz", "UTC")
     assert outcome.exit_code == 2
-    assert outcome.stderr.splitlines()[-1] == (
-        'Error: Invalid value: say when: give --at "YYYY-MM-DD HH:MM", or set send_at in '
-        f"{root}/issues/sample/issue.yaml"
-    )
+    assert outcome.stderr.splitlines() == [
+        'error: say when: give --at "YYYY-MM-DD HH:MM", or set send_at in '
+        f"{root}/issues/sample/issue.yaml — see `newsletter schedule --help`"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -183,8 +183,7 @@ def test_send_due_refuses_what_it_would_ignore_with_one_line(
     outcome = run(root, "send", "--due", *args)
     assert outcome.exit_code == 2
     assert outcome.stdout == ""
-    errors = [text for text in outcome.stderr.splitlines() if text.startswith("Error:")]
-    assert errors == [f"Error: Invalid value: {line}"]
+    assert outcome.stderr.splitlines() == [f"error: {line} — see `newsletter send --help`"]
     assert sendgrid_stub.accepted == []
 
 

@@ -25,7 +25,8 @@ def _usage_error(error: Any) -> None:
     # with nothing still shows its help.
     if type(error).__name__ == "NoArgsIsHelpError":
         raise error
-    path = error.ctx.command_path if error.ctx else "newsletter"
+    below = error.ctx.command_path.partition(" ")[2] if error.ctx else ""
+    path = f"newsletter {below}".rstrip()
     message = " ".join(error.format_message().split()).removeprefix("Invalid value: ")
     typer.secho(
         f"error: {message.rstrip('.')} — see `{path} --help`", fg=typer.colors.RED, err=True

@@ -32,7 +32,9 @@ from newsletter.errors import (
     UserError,
 )
 from newsletter.schedule.due_lock import due_lock
+from newsletter.schedule.failures import clear_failure, note_failure
 from newsletter.schedule.handover import Handover, hand_over, record_handed_over
+from newsletter.schedule.readiness import check_backend
 from newsletter.schedule.run_log import run_log
 from newsletter.schedule.send_time import aware_utc, span
 from newsletter.schedule.store import (
@@ -221,7 +223,7 @@ def _run_locked(
     conn = open_schedule_database(settings)
     try:
         entries = list_schedules(conn, now, max_lateness=max_lateness, submit_ahead=submit_ahead)
-        due = [entry for entry in entries if entry.status is Status.DUE]
+        due = [entry for entry in entries if entry.status in (Status.DUE, Status.FAILED)]
         late = [entry for entry in entries if entry.status is Status.TOO_LATE]
         log.info(
             "run at %s: %d scheduled, %d due, %d too late",
@@ -235,7 +237,7 @@ def _run_locked(
             if run is not None:
                 _done(result, run, on_issue)
         if due:
-            _check_backend(settings)
+            check_backend(settings)
         for entry in due:
             run = _send_one(conn, settings, entry, now, send, batches)
             if run is None:
@@ -253,17 +255,6 @@ def _done(result: RunResult, run: IssueRun, on_issue: Callable[[IssueRun], None]
     (log.info if run.ok else log.error)("%s", run.line)
     if on_issue is not None:
         on_issue(run)
-
-
-def _check_backend(settings: Settings) -> None:
-    """Cron must not quietly fall back to writing .eml files when the key is missing."""
-    backend = (settings.file.delivery.backend or "auto").lower()
-    if backend == "auto" and settings.secrets.sendgrid_api_key is None:
-        raise ConfigError(
-            "SENDGRID_API_KEY is not set, so `auto` would only write .eml files to the outbox",
-            where=settings.workspace / ".env",
-            fix='add the key to .env, or set [delivery] backend = "outbox" if that is meant',
-        )
 
 
 def _too_late(
@@ -310,10 +301,14 @@ def _send_one(
         )
         report = send(settings, slug, handover)
     except NewsletterError as error:
+        if not note_failure(conn, slug, error.line(), now):
+            log.info("%s: still failing (reported before): %s", slug, error.line())
+            return None
         return IssueRun(slug, Outcome.FAILED, f"failed {slug}: {error.line()}", error=error)
     finally:
         if item.via_sendgrid:
             record_handed_over(conn, slug)
+    clear_failure(conn, slug)
     held = issue_progress(conn, slug).counts.get("unknown", 0) - report.unknown
     return _outcome(item, report, before, now, handover, held)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from newsletter.errors import UsageError, UserError
 from newsletter.issue.file import load_send_at
 from newsletter.issue.model import ISSUE_FILE
+from newsletter.schedule.readiness import check_ready
 from newsletter.schedule.send_time import (
     SendTime,
     Zone,
@@ -107,6 +108,7 @@ def plan_schedule(
     )
     if through_sendgrid:
         _require_sendgrid(settings)
+    check_ready(settings, slug)
     conn = open_schedule_database(settings)
     try:
         previous = schedule(conn, slug, when, via_sendgrid=through_sendgrid)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from newsletter.db import open_database, transaction, utc_now
 from newsletter.deliver.ledger import Ledger
 from newsletter.errors import UserError
+from newsletter.schedule.failures import recorded_failures
 from newsletter.schedule.send_time import UTC, SendTime, aware_utc, span, wall_clock
 
 if TYPE_CHECKING:
@@ -165,6 +166,7 @@ def schedule(
         )
         conn.execute("DELETE FROM sendgrid_batches WHERE issue = ?", (slug,))
         conn.execute("DELETE FROM schedule_reports WHERE issue = ?", (slug,))
+        conn.execute("DELETE FROM schedule_failures WHERE issue = ?", (slug,))
         if via_sendgrid:
             conn.execute(
                 "INSERT INTO sendgrid_batches (issue, batch_id, send_at, state, updated) "
@@ -185,6 +187,7 @@ def unschedule(conn: sqlite3.Connection, slug: str) -> Schedule:
         conn.execute("DELETE FROM schedules WHERE issue = ?", (slug,))
         conn.execute("DELETE FROM sendgrid_batches WHERE issue = ?", (slug,))
         conn.execute("DELETE FROM schedule_reports WHERE issue = ?", (slug,))
+        conn.execute("DELETE FROM schedule_failures WHERE issue = ?", (slug,))
     return previous
 
 
@@ -305,6 +308,7 @@ class Status(StrEnum):
     SUBMITTED = "with SendGrid"  # handed over; SendGrid sends it at its time
     SENT = "sent"
     SENT_WITH_PROBLEMS = "sent, with problems"  # failed or unknown rows: see `status`
+    FAILED = "failed"  # due, but its send failed; cron tries it again quietly
 
 
 @dataclass(frozen=True)
@@ -328,10 +332,17 @@ def list_schedules(
 ) -> list[Entry]:
     """Every scheduled issue with its status at `now`, earliest first."""
     now = aware_utc(now)
-    return [
-        _entry(item, issue_progress(conn, item.issue), now, max_lateness, submit_ahead)
-        for item in schedules(conn)
-    ]
+    failures = recorded_failures(conn)
+    entries = []
+    for item in schedules(conn):
+        entry = _entry(item, issue_progress(conn, item.issue), now, max_lateness, submit_ahead)
+        if entry.status is Status.DUE and item.issue in failures:
+            error, since = failures[item.issue]
+            entry = Entry(
+                item, Status.FAILED, f"{error} (since {since:%Y-%m-%d %H:%M} UTC)", entry.progress
+            )
+        entries.append(entry)
+    return entries
 
 
 def due_issues(
@@ -342,7 +353,7 @@ def due_issues(
 ) -> list[Entry]:
     """The scheduled issues a cron run at `now` sends (too-late ones are not among them)."""
     entries = list_schedules(conn, now, max_lateness=max_lateness, submit_ahead=submit_ahead)
-    return [entry for entry in entries if entry.status is Status.DUE]
+    return [entry for entry in entries if entry.status in (Status.DUE, Status.FAILED)]
 
 
 def _entry(
