@@ -57,8 +57,8 @@ def add(
         None,
         "--url",
         metavar="ORIGINAL",
-        help="The original address of a saved page or feed file (for relative links and "
-        "pages without a canonical link).",
+        help="The original address of one source: a saved page (wins over its canonical "
+        "link), a feed file (for relative links) or a text dump (its headline story).",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show what would be added; change nothing."

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from newsletter import __version__
 from newsletter.errors import SourceError
@@ -53,6 +57,7 @@ def fetch(url: str, *, timeout: float | None = None, max_bytes: int = MAX_BYTES)
     import httpx
 
     seconds = timeout if timeout is not None else default_timeout()
+    guard = RedirectGuard(url)
     try:
         with (
             httpx.Client(
@@ -60,6 +65,7 @@ def fetch(url: str, *, timeout: float | None = None, max_bytes: int = MAX_BYTES)
                 max_redirects=MAX_REDIRECTS,
                 timeout=httpx.Timeout(seconds),
                 headers={"User-Agent": USER_AGENT, "Accept": ACCEPT},
+                event_hooks={"request": [guard.check]},
             ) as client,
             client.stream("GET", url) as response,
         ):
@@ -93,6 +99,79 @@ def fetch(url: str, *, timeout: float | None = None, max_bytes: int = MAX_BYTES)
         raise SourceError(
             f"download failed ({_reason(error)})", where=url, fix="try again later"
         ) from None
+
+
+# --- redirects into the editor's own network (SSRF) ---------------------------------------------
+
+Resolve = Callable[[str], list[str]]
+
+
+def resolve(host: str) -> list[str]:
+    """The IP addresses of `host` (an IP literal is its own); [] when it does not resolve."""
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    return sorted({str(info[4][0]).split("%", 1)[0] for info in infos})
+
+
+def is_internal(address: str) -> bool:
+    """Loopback, link-local, private or unspecified: somewhere a public page must not send us."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_unspecified
+
+
+def internal_address(url: str, resolve: Resolve = resolve) -> str | None:
+    """The first internal address the host of `url` resolves to, else None."""
+    host = urlsplit(url).hostname or ""
+    return next((address for address in resolve(host) if is_internal(address)), None)
+
+
+class RedirectGuard:
+    """Refuses redirects into loopback, link-local, private or unspecified networks.
+
+    A public page that redirects to 127.0.0.1, another local port or the office network
+    would otherwise have that page's text written into issue.yaml. When the address the
+    editor gave is itself internal (a local test server, an intranet page), redirects
+    within reach are the editor's own business and are followed.
+    """
+
+    def __init__(self, url: str, resolve: Resolve = resolve) -> None:
+        self.url = url
+        self.resolve = resolve
+        self._origin_internal: bool | None = None
+        self._requests = 0
+
+    @property
+    def origin_internal(self) -> bool:
+        if self._origin_internal is None:
+            self._origin_internal = internal_address(self.url, self.resolve) is not None
+        return self._origin_internal
+
+    def check(self, request: httpx.Request) -> None:
+        """httpx calls this before every request; all but the first are redirect targets."""
+        self._requests += 1
+        if self._requests == 1 or self.origin_internal:
+            return
+        target = str(request.url)
+        address = internal_address(target, self.resolve)
+        if address is not None:
+            host = urlsplit(target).hostname
+            shown = target if address == host else f"{target} ({host} is {address})"
+            raise SourceError(
+                f"redirects to {shown}, a local or private network address; not followed",
+                where=self.url,
+                fix="give the address of the article itself if you trust it",
+            )
 
 
 def _raise_for_status(url: str, response: httpx.Response) -> None:

@@ -20,6 +20,7 @@ from newsletter.collect.readers.base import (
     plain_text,
     squash,
 )
+from newsletter.collect.readers.images import is_tracking_image
 from newsletter.errors import SourceError
 
 DEFAULT_LIMIT = 10
@@ -166,43 +167,60 @@ def _title_from(teaser: str) -> str:
     return cut_teaser(teaser.rstrip("…"), TITLE_FROM_TEXT_MAX) if teaser else ""
 
 
+Candidate = tuple[str, object, object]  # src, declared width, declared height
+
+
 def _image_of(entry: Any) -> str | None:
-    candidates: list[str] = []
-    candidates += [m.get("url", "") for m in entry.get("media_thumbnail") or []]
+    candidates: list[Candidate] = []
+    candidates += [_sized(m, m.get("url", "")) for m in entry.get("media_thumbnail") or []]
     candidates += [
-        m.get("url", "")
+        _sized(m, m.get("url", ""))
         for m in entry.get("media_content") or []
         if m.get("medium") == "image" or str(m.get("type", "")).startswith("image/")
     ]
     candidates += [
-        link.get("href", "")
+        (link.get("href", ""), None, None)
         for link in entry.get("links") or []
         if link.get("rel") == "enclosure" and str(link.get("type", "")).startswith("image/")
     ]
-    candidates += [entry[key] for key in IMAGE_KEYS if isinstance(entry.get(key), str)]
+    candidates += [(entry[k], None, None) for k in IMAGE_KEYS if isinstance(entry.get(k), str)]
     candidates += _images_in_html(entry)
     base = entry.get("link") or ""
-    for candidate in candidates:
+    for candidate, width, height in candidates:
         src = urljoin(base, unescape(squash(candidate or "")))
-        if re.match(r"^https?://[^/\s]+\.[^/\s]+/", src) and not _is_tracking_pixel(src):
+        if re.match(r"^https?://[^/\s]+\.[^/\s]+/", src) and not is_tracking_image(
+            src, width, height
+        ):
             return src
     return None
 
 
-def _images_in_html(entry: Any) -> list[str]:
+def _sized(media: Any, src: str) -> Candidate:
+    return src, media.get("width"), media.get("height")
+
+
+def _images_in_html(entry: Any) -> list[Candidate]:
     """Images at the top of the item's HTML; one after a few paragraphs illustrates the text."""
     html_parts = [entry.get("summary") or ""]
     html_parts += [c.get("value", "") for c in entry.get("content") or []]
-    found = []
+    found: list[Candidate] = []
     for html in html_parts:
-        for match in re.finditer(r"""<img[^>]+src=["']([^"']+)["']""", html, re.IGNORECASE):
-            if len(re.findall(r"<p[\s>]", html[: match.start()], re.IGNORECASE)) < LEAD_PARAGRAPHS:
-                found.append(match.group(1))
+        for match in re.finditer(r"<img\b[^>]*>", html, re.IGNORECASE):
+            if len(re.findall(r"<p[\s>]", html[: match.start()], re.IGNORECASE)) >= LEAD_PARAGRAPHS:
+                continue
+            tag = match.group(0)
+            src = _attribute(tag, "src")
+            if src:
+                found.append((src, _attribute(tag, "width"), _attribute(tag, "height")))
     return found
 
 
-def _is_tracking_pixel(src: str) -> bool:
-    return "feeds.feedburner.com/" in src or "/~4/" in src
+def _attribute(tag: str, name: str) -> str | None:
+    match = re.search(rf"""\s{name}\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", tag, re.IGNORECASE)
+    if not match:
+        style = re.search(rf"""{name}\s*:\s*(\d+)\s*px""", tag, re.IGNORECASE)
+        return style.group(1) if style else None
+    return next(group for group in match.groups() if group is not None)
 
 
 def _author_of(entry: Any) -> str | None:

@@ -41,6 +41,7 @@ from newsletter.collect.readers.html_values import (
     url_of,
     without_site_name,
 )
+from newsletter.collect.readers.images import is_tracking_image
 from newsletter.errors import SourceError
 
 ARTICLE_TYPES = {
@@ -113,10 +114,18 @@ class HtmlReader(Reader):
                 where=document.location,
                 fix="give the address of an article, or write a Markdown file for it",
             )
+        url = meta.url
+        if self.options.url and self.options.url != meta.url:
+            # The editor's --url wins over the page's canonical link; say so, they may differ
+            # on purpose (a syndicated copy, a paywalled original) or by a typo.
+            self.notes.append(
+                f"saved with --url {self.options.url}, not the page's own address {meta.url}"
+            )
+            url = self.options.url
         image = {"src": meta.image, "alt": meta.image_alt or meta.title} if meta.image else None
         fields = {
             "title": meta.title,
-            "url": meta.url,
+            "url": url,
             "teaser": meta.teaser or "",
             "image": image,
             "author": meta.author,
@@ -329,12 +338,24 @@ class _Page:
             self.metas.get("og:image:alt"),
             self.metas.get("twitter:image:alt"),
         )
-        if declared and (src := absolute(declared, base)):
+        width = first_of(self.opengraph.get("og:image:width"), self.metas.get("og:image:width"))
+        height = first_of(self.opengraph.get("og:image:height"), self.metas.get("og:image:height"))
+        src = absolute(declared, base)
+        if src and not is_tracking_image(src, width, height):
             return src, alt
+        sizes = self._declared_sizes()
         for content_src, content_alt in self._content_images():
-            if src := absolute(content_src, base):
+            src = absolute(content_src, base)
+            if src and not is_tracking_image(src, *sizes.get(content_src, (None, None))):
                 return src, first_of(alt, content_alt)
         return None, None
+
+    def _declared_sizes(self) -> dict[str, tuple[str | None, str | None]]:
+        """width and height attributes of the page's <img> tags, by src as written."""
+        sizes: dict[str, tuple[str | None, str | None]] = {}
+        for img in self.tree.iterfind(".//img[@src]"):
+            sizes.setdefault(str(img.get("src")).strip(), (img.get("width"), img.get("height")))
+        return sizes
 
     def _content_images(self) -> Iterator[tuple[str, str]]:
         for match in re.finditer(r"!\[([^\]]*)\]\(([^)\s]+)\)", self._extracted("text") or ""):

@@ -1,7 +1,8 @@
 """Plain-text page dumps: a headline, paragraphs, then the site's teaser lists.
 
 The dump has no addresses, so every article gets `placeholder_url(title)`: re-adding the
-same dump finds the same URLs and dedupes.
+same dump finds the same URLs and dedupes. `--url` is the dumped page's own address, so the
+headline story gets it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,13 @@ class TextReader(Reader):
         headline, rest = blocks[0], blocks[1:]
         body_end = next((i for i in range(len(rest)) if _starts_list(rest, i)), len(rest))
         paragraphs, lists = rest[:body_end], _teaser_lists(rest[body_end:])
-        return _found(document, headline, paragraphs, lists)
+        found = _found(document, headline, paragraphs, lists, self.options.url)
+        if self.options.url and len(found) > 1:
+            self.notes.append(
+                f"--url is the address of the headline story; the other {len(found) - 1}"
+                " got placeholder addresses (the dump does not give theirs)"
+            )
+        return found
 
 
 def _one_line(block: str) -> str:
@@ -83,7 +90,11 @@ def _teaser_lists(blocks: list[str]) -> list[TeaserList]:
 
 
 def _found(
-    document: Document, headline: str, paragraphs: list[str], lists: list[TeaserList]
+    document: Document,
+    headline: str,
+    paragraphs: list[str],
+    lists: list[TeaserList],
+    lead_url: str | None = None,
 ) -> list[Found]:
     """Each title once (first list wins), with the longest teaser the page shows for it."""
     longest: dict[str, str] = {}
@@ -92,7 +103,9 @@ def _found(
             if len(teaser) > len(longest.get(title, "")):
                 longest[title] = teaser
     lead_teaser = cut_teaser(paragraphs[0]) if paragraphs else ""
-    found = [_article(document, headline, lead_teaser, LEAD_SECTION, "lead")]
+    # --url is the address of the dumped page, i.e. of its headline story; the teaser lists
+    # name other articles whose addresses the dump does not give.
+    found = [_article(document, headline, lead_teaser, LEAD_SECTION, "lead", lead_url)]
     seen = {headline}
     for position, teaser_list in enumerate(lists):
         layout = "list" if position == 0 else "grid"
@@ -104,7 +117,14 @@ def _found(
     return found
 
 
-def _article(document: Document, title: str, teaser: str, section: str, layout: str) -> Found:
-    url = placeholder_url(title)
+def _article(
+    document: Document,
+    title: str,
+    teaser: str,
+    section: str,
+    layout: str,
+    url: str | None = None,
+) -> Found:
+    url = url or placeholder_url(title)
     article = make_article(document.location, {"title": title, "url": url, "teaser": teaser})
     return Found(article=article, section=section, layout=layout)
