@@ -131,9 +131,10 @@ def test_add_remove_unsubscribe(ws: Path) -> None:
 def test_list_and_stats(ws: Path) -> None:
     run(ws, "subscribers", "import", str(write_csv(ws / "m.csv", MEMBERS)))
     run(ws, "subscribers", "unsubscribe", "bob@example.org")
-    assert lines(run(ws, "subscribers", "list").stdout) == [
+    listed = lines(run(ws, "subscribers", "list").stdout)
+    assert [line[: -len(" 2026-12-01)")] if "(" in line else line for line in listed] == [
         "active       ann@example.org  Ann Smith",
-        "unsubscribed bob@example.org  Smith, Bob",
+        "unsubscribed bob@example.org  Smith, Bob  (by the editors,",
         "active       carl@example.org  Carl",
     ]
     assert lines(run(ws, "subscribers", "list", "--status", "active", "--limit", "1").stdout) == [
@@ -158,10 +159,10 @@ def test_export_to_a_file_and_to_stdout(ws: Path) -> None:
     outcome = run(ws, "subscribers", "export", str(ws / "out.csv"))
     assert lines(outcome.stdout) == [f"exported 3 subscribers to {ws / 'out.csv'}"]
     expected = (
-        "email,name,first_name,status,City\n"
-        "ann@example.org,Ann Smith,Ann,active,Tirana\n"
-        'bob@example.org,"Smith, Bob",Bob,active,Durres\n'
-        "carl@example.org,Carl,,active,Vlore\n"
+        "email,name,first_name,status,status_reason,status_changed,City\n"
+        "ann@example.org,Ann Smith,Ann,active,,,Tirana\n"
+        'bob@example.org,"Smith, Bob",Bob,active,,,Durres\n'
+        "carl@example.org,Carl,,active,,,Vlore\n"
     )
     assert (ws / "out.csv").read_text(encoding="utf-8") == expected
     assert run(ws, "subscribers", "export", "-").stdout == expected
@@ -270,7 +271,17 @@ def test_status_limits_long_lists(ws: Path) -> None:
     assert len(json.loads(run(ws, "status", "big", "--json", "--limit", "0").stdout)["failed"]) == 5
 
 
+def test_status_of_an_issue_that_does_not_exist_does_not_suggest_sending_it(ws: Path) -> None:
+    outcome = run(ws, "status", "nope")
+    assert outcome.exit_code == 1
+    assert lines(outcome.stderr) == [
+        f"error: {ws / 'issues' / 'nope'}: no issue 'nope' — check the name against the "
+        "folders in issues/"
+    ]
+
+
 def test_status_of_an_issue_never_sent(ws: Path) -> None:
+    assert run(ws, "new", "2026-12-01").exit_code == 0
     outcome = run(ws, "status", "2026-12-01")
     assert outcome.exit_code == 1
     assert lines(outcome.stderr) == [

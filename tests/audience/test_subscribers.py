@@ -234,7 +234,13 @@ def test_import_never_reactivates_and_applies_opt_outs(
         (3, "skipped", "kept bounced (bob@example.org): an import never re-activates"),
         (4, "skipped", "kept complained (carl@example.org): an import never re-activates"),
         (5, "skipped", "marked unsubscribed (dana@example.org), as the file says"),
-        (7, "rejected", "status 'gone' is not one of active, unsubscribed, bounced, complained"),
+        (
+            7,
+            "rejected",
+            "status 'gone' is not one of active, unsubscribed, bounced, complained, subscribed, "
+            "cleaned, pending, transactional, archived, enabled, disabled, blocklisted, "
+            "blacklisted, confirmed, unconfirmed",
+        ),
     ]
     assert report.kept == {"unsubscribed": 1, "bounced": 1, "complained": 1}
     assert report.marked == {"unsubscribed": 1}
@@ -396,13 +402,15 @@ def test_export_imports_back_as_it_was(store: SubscriberStore, tmp_path: Path) -
     target = tmp_path / "out" / "export.csv"
     target.parent.mkdir()  # export writes into an existing folder only
     assert store.export_csv(target) == 5
+    ann = store.get("ann@example.org")
+    assert ann is not None
     assert target.read_text(encoding="utf-8") == (
-        "email,name,first_name,status,City,plan\n"
-        "ann@example.org,Ann Smith,Ann,unsubscribed,Tirana,\n"
-        'bob@example.org,"Smith, Bob",Bob,active,"Durres\n\nby the sea",\n'
-        "carl@example.org,Carl,,active,Vlore,\n"
-        "erin@example.org,Erin,,active,Korce,\n"
-        "zed@example.org,Zed,Z,active,,gold\n"
+        "email,name,first_name,status,status_reason,status_changed,City,plan\n"
+        f"ann@example.org,Ann Smith,Ann,unsubscribed,asked,{ann.updated},Tirana,\n"
+        'bob@example.org,"Smith, Bob",Bob,active,,,"Durres\n\nby the sea",\n'
+        "carl@example.org,Carl,,active,,,Vlore,\n"
+        "erin@example.org,Erin,,active,,,Korce,\n"
+        "zed@example.org,Zed,Z,active,,,,gold\n"
     )
     other = SubscriberStore(open_database(tmp_path / "other.db"))
     report = other.import_csv(target)
@@ -412,7 +420,9 @@ def test_export_imports_back_as_it_was(store: SubscriberStore, tmp_path: Path) -
     ]
     stream = io.StringIO()
     assert store.export_csv(stream, status="unsubscribed") == 1
-    assert stream.getvalue().splitlines()[1] == "ann@example.org,Ann Smith,Ann,unsubscribed,Tirana,"
+    assert stream.getvalue().splitlines()[1] == (
+        f"ann@example.org,Ann Smith,Ann,unsubscribed,asked,{ann.updated},Tirana,"
+    )
 
 
 _MEASURE_IMPORT = """

@@ -7,10 +7,9 @@ by commas, semicolons or tabs; columns are recognised by name (`email`, `name`, 
 
 from __future__ import annotations
 
-import codecs
 import csv
+import datetime as dt
 import json
-import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,26 +17,27 @@ from pathlib import Path
 from typing import IO, Any
 
 from newsletter.audience.addresses import InvalidAddress, clean_name, normalize_email
+from newsletter.audience.csv_columns import (
+    COLUMN_ROLES,
+    FILE_STATUS_COLUMNS,
+    LAST_NAME_COLUMNS,
+    SEVERITY,
+    STATUS_COLUMNS,
+    normal_header,
+    worst,
+)
+from newsletter.audience.csv_text import (
+    EXCEL_SEPARATOR,
+    csv_problem,
+    decoded_lines,
+    guess_delimiter,
+)
 from newsletter.audience.records import INACTIVE, STATUSES, Status, chunked, dump_fields
 from newsletter.db import transaction, utc_now
 from newsletter.errors import UserError
 
 # Problems kept in the report; all of them go to the `on_problem` callback as they occur.
 MAX_KEPT_PROBLEMS = 1000
-
-_COLUMN_ROLES = {
-    "email": "email",
-    "emailaddress": "email",
-    "mail": "email",
-    "name": "name",
-    "fullname": "name",
-    "displayname": "name",
-    "firstname": "first_name",
-    "givenname": "first_name",
-    "status": "status",
-}
-# Kept as a custom field, and joined to the first name when there is no name column.
-_LAST_NAME_COLUMNS = frozenset({"lastname", "surname", "familyname"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class RowProblem:
     line: int
     kind: str
     reason: str
+    column: int | None = None  # 1-based, when one cell is the problem
 
 
 @dataclass
@@ -71,10 +72,17 @@ class ImportReport:
 
 
 def import_csv(
-    conn: sqlite3.Connection, path: Path, on_problem: Callable[[RowProblem], None] | None = None
+    conn: sqlite3.Connection,
+    path: Path,
+    on_problem: Callable[[RowProblem], None] | None = None,
+    status: str | None = None,
 ) -> ImportReport:
-    """Add the rows of the CSV file at `path` (see `SubscriberStore.import_csv`)."""
-    return _Importer(conn, path, on_problem).run()
+    """Add the rows of the CSV file at `path` (see `SubscriberStore.import_csv`).
+
+    `status` applies to every row (for a file of opt-outs that has no status column); a
+    row's own status columns can only make it less active.
+    """
+    return _Importer(conn, path, on_problem, status).run()
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,11 @@ class _Columns:
     fields: tuple[tuple[str, int], ...]
     width: int
     last_name: int | None = None
+    # (index, header, vocabulary) of every column that says a status
+    statuses: tuple[tuple[int, str, dict[str, Status]], ...] = ()
+    file_status: Status | None = None
+    status_reason: int | None = None
+    status_changed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,8 @@ class _Candidate:
     first_name: str | None
     status: str
     fields: str
+    reason: str | None = None
+    changed: str | None = None
 
 
 class _Importer:
@@ -107,7 +122,11 @@ class _Importer:
         conn: sqlite3.Connection,
         path: Path,
         on_problem: Callable[[RowProblem], None] | None,
+        status: str | None = None,
     ) -> None:
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        self.status = Status(status) if status is not None else None
         self.conn = conn
         self.path = path
         self.on_problem = on_problem
@@ -137,14 +156,14 @@ class _Importer:
 
     def _candidates(self, stream: IO[bytes]) -> Iterator[_Candidate | RowProblem]:
         """Parsed rows, or the problem that keeps a row out, in file order."""
-        lines = _decoded_lines(stream, self.path)
+        lines = decoded_lines(stream, self.path)
         offset = 0  # blank lines before the first row
         first = next(lines, None)
         while first is not None and not first.strip():
             offset += 1
             first = next(lines, None)
         delimiter = None
-        declared = _EXCEL_SEPARATOR.match(first or "")
+        declared = EXCEL_SEPARATOR.match(first or "")
         if declared:  # Excel's "sep=;" line names the delimiter; the header row follows
             delimiter = declared.group(1)
             offset += 1
@@ -154,14 +173,14 @@ class _Importer:
                 "the file is empty", where=self.path, fix="export the list with a header row"
             )
         # strict: an unclosed quote is reported instead of silently eating later rows.
-        delimiter = delimiter or _guess_delimiter(first)
+        delimiter = delimiter or guess_delimiter(first)
         reader = csv.reader(_chain(first, lines), delimiter=delimiter, strict=True)
         header_line = offset + 1
         try:
             header = next(reader)
         except csv.Error as exc:
             raise UserError(
-                f"unreadable header row: {_csv_problem(exc)}", where=f"{self.path}:{header_line}"
+                f"unreadable header row: {csv_problem(exc)}", where=f"{self.path}:{header_line}"
             ) from None
         columns, has_header = self._columns(header, header_line)
         rows: Iterator[list[str]] = reader if has_header else _chain(header, reader)
@@ -174,7 +193,7 @@ class _Importer:
                 return
             except csv.Error as exc:
                 end = offset + reader.line_num
-                yield RowProblem(start, "rejected", f"unreadable row: {_csv_problem(exc)}")
+                yield RowProblem(start, "rejected", f"unreadable row: {csv_problem(exc)}")
                 continue
             end = offset + reader.line_num
             if not any(cell.strip() for cell in cells):
@@ -187,11 +206,20 @@ class _Importer:
         fields: list[tuple[str, int]] = []
         where = f"{self.path}:{line}"
         last_name: int | None = None
+        statuses: list[tuple[int, str, dict[str, Status]]] = []
+        file_status: Status | None = None
         for index, cell in enumerate(header):
-            normalized = re.sub(r"[\s_.\-]", "", cell.strip().lower())
-            role = _COLUMN_ROLES.get(normalized)
-            if normalized in _LAST_NAME_COLUMNS and last_name is None:
+            normalized = normal_header(cell)
+            role = COLUMN_ROLES.get(normalized)
+            if normalized in LAST_NAME_COLUMNS and last_name is None:
                 last_name = index
+            if normalized in FILE_STATUS_COLUMNS:
+                file_status = worst(file_status, FILE_STATUS_COLUMNS[normalized])
+            if normalized in STATUS_COLUMNS:
+                if any(normalized == normal_header(header[i]) for i, _, _ in statuses):
+                    raise UserError(f"two {cell.strip()!r} columns", where=where, fix="keep one")
+                statuses.append((index, cell.strip(), STATUS_COLUMNS[normalized]))
+                continue
             if role is None:
                 name = cell.strip() or f"column{index + 1}"
                 if name in (f for f, _ in fields):
@@ -211,10 +239,14 @@ class _Importer:
                     email=roles["email"],
                     name=roles.get("name"),
                     first_name=roles.get("first_name"),
-                    status=roles.get("status"),
+                    status=None,
                     fields=tuple(fields),
                     width=len(header),
                     last_name=last_name,
+                    statuses=tuple(statuses),
+                    file_status=file_status,
+                    status_reason=roles.get("status_reason"),
+                    status_changed=roles.get("status_changed"),
                 ),
                 True,
             )
@@ -241,15 +273,33 @@ class _Importer:
             address, key = normalize_email(cells[columns.email])
         except InvalidAddress as exc:
             return RowProblem(line, "rejected", str(exc))
-        status: str = Status.ACTIVE
-        if columns.status is not None:
-            status = cells[columns.status].strip().lower() or Status.ACTIVE
-            if status not in STATUSES:
+        status = worst(self.status, columns.file_status)
+        said: list[str] = []  # the cells that made the status, for its reason
+        for index, header, values in columns.statuses:
+            raw = cells[index].strip()
+            if not raw:
+                continue
+            value = values.get(raw.lower())
+            if value is None:
+                accepted = ", ".join(dict.fromkeys(values))
                 return RowProblem(
                     line,
                     "rejected",
-                    f"status {cells[columns.status]!r} is not one of {', '.join(STATUSES)}",
+                    f"{header} {raw!r} is not one of {accepted}",
+                    column=index + 1,
                 )
+            if SEVERITY[value] > SEVERITY[status or Status.ACTIVE]:
+                said = [f"{header} {raw}"]
+            status = worst(status, value)
+        status = status or Status.ACTIVE
+        reason = _cell(cells, columns.status_reason)
+        if status != Status.ACTIVE and reason is None:
+            if said:
+                reason = f"{said[0]} in {self.path.name}"
+            elif self.status == status:
+                reason = f"imported as {status} from {self.path.name}"
+            else:
+                reason = f"{status} in {self.path.name}"
         return _Candidate(
             line=line,
             email=address,
@@ -260,6 +310,8 @@ class _Importer:
             first_name=_cell(cells, columns.first_name),
             status=status,
             fields=dump_fields({name: cells[index].strip() for name, index in columns.fields}),
+            reason=reason if status != Status.ACTIVE else None,
+            changed=_timestamp(cells, columns.status_changed) if status != Status.ACTIVE else None,
         )
 
     # -- writing -----------------------------------------------------------------------
@@ -283,14 +335,21 @@ class _Importer:
             )
         }
         new: list[_Candidate] = []
-        marks: list[tuple[str, str, str, int]] = []
+        marks: list[tuple[str, str | None, str, int]] = []
+        late_marks: list[tuple[str, str | None, str, str]] = []
         for c in items:
             if isinstance(c, RowProblem):
                 self._report(c)
                 continue
             if c.key in earlier:
                 self.report.duplicates += 1
-                self._problem(c.line, "rejected", f"duplicate of line {earlier[c.key]} ({c.email})")
+                also = ""
+                if c.status in INACTIVE:  # the opt-out of a duplicate row still holds
+                    late_marks.append((c.status, c.reason, c.changed or self.now, c.key))
+                    also = f"; marked {c.status} as this line says"
+                self._problem(
+                    c.line, "rejected", f"duplicate of line {earlier[c.key]} ({c.email}){also}"
+                )
                 continue
             earlier[c.key] = c.line
             if c.key not in existing:
@@ -304,7 +363,7 @@ class _Importer:
                 )
             elif c.status in INACTIVE:
                 self.report.marked[c.status] = self.report.marked.get(c.status, 0) + 1
-                marks.append((c.status, f"marked {c.status} by {self.source}", self.now, sid))
+                marks.append((c.status, c.reason, c.changed or self.now, sid))
                 self._problem(c.line, "skipped", f"marked {c.status} ({email}), as the file says")
             else:
                 self.report.already_subscribed += 1
@@ -329,14 +388,20 @@ class _Importer:
                     c.first_name,
                     c.fields,
                     c.status,
-                    None if c.status == Status.ACTIVE else f"{c.status} in {self.path.name}",
+                    c.reason,
                     self.source,
                     self.now,
-                    self.now,
+                    c.changed or self.now,
                 )
                 for c in new
             ],
         )
+        if late_marks:
+            self.conn.executemany(
+                "UPDATE main.subscribers SET status = ?, status_reason = ?, updated = ? "
+                "WHERE email_key = ? AND status = 'active'",
+                late_marks,
+            )
         self.report.added += len(new)
 
     def _problem(self, line: int, kind: str, reason: str) -> None:
@@ -349,6 +414,18 @@ class _Importer:
             self.report.problems.append(problem)
         if self.on_problem is not None:
             self.on_problem(problem)
+
+
+def _timestamp(cells: list[str], index: int | None) -> str | None:
+    """The cell as a stored timestamp if it is an ISO date or date-time, else None."""
+    if index is None:
+        return None
+    text = cells[index].strip()
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return text
 
 
 def _full_name(cells: list[str], columns: _Columns) -> str | None:
@@ -366,69 +443,3 @@ def _cell(cells: list[str], index: int | None) -> str | None:
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield first
     yield from rest
-
-
-def _csv_problem(error: csv.Error) -> str:
-    text = str(error)
-    if "unexpected end of data" in text:
-        return 'a quoted field is never closed (a missing "?), so the rest of the file is in it'
-    if "expected after" in text:
-        return 'text after a closing quote (a stray "?)'
-    if "field larger than field limit" in text:
-        return f"a field longer than {csv.field_size_limit():,} characters (an unclosed quote?)"
-    if "NUL" in text:
-        return "it contains a NUL byte"
-    return text
-
-
-_EXCEL_SEPARATOR = re.compile(r"^\s*sep=(.)\s*$", re.IGNORECASE)
-
-
-def _guess_delimiter(line: str) -> str:
-    """Comma unless the header row clearly uses `;` (European Excel) or tabs."""
-    counts = {delimiter: line.count(delimiter) for delimiter in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] > counts[","] else ","
-
-
-def _not_text(first_line: bytes) -> str | None:
-    """What the file is, if its first line shows it is not UTF-8 CSV text."""
-    if first_line.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
-        return "the file is a spreadsheet workbook (.xlsx/.xls), not CSV"
-    if first_line.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "the file is UTF-16, not UTF-8"
-    if b"\x00" in first_line:
-        body = first_line.removesuffix(b"\n")
-        halves = (body[0::2], body[1::2])
-        # ASCII text in UTF-16 without a BOM: every other byte is NUL, the others never.
-        for zeros, text in (halves, halves[::-1]):
-            if zeros.strip(b"\x00") == b"" and b"\x00" not in text:
-                return "the file is UTF-16, not UTF-8"
-        return "the file is binary, not CSV text"
-    return None
-
-
-def _decoded_lines(stream: IO[bytes], path: Path) -> Iterator[str]:
-    """The file's lines as text: UTF-8, with or without a BOM; anything else is an error."""
-    fix = "save the file as UTF-8 (in Excel: Save As > CSV UTF-8) and import it again"
-    for number, raw in enumerate(stream, start=1):
-        if number == 1:
-            if kind := _not_text(raw):
-                raise UserError(f"{kind}; nothing was imported", where=f"{path}:1", fix=fix)
-            if raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8) :]
-            if b"\r" in raw.rstrip(b"\r\n"):
-                raise UserError(
-                    "the lines end with a bare CR (the old Mac format); nothing was imported",
-                    where=f"{path}:1",
-                    fix="save the file as CSV UTF-8 with Windows or Unix line endings",
-                )
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise UserError(
-                f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                "nothing was imported",
-                where=f"{path}:{number}",
-                fix=fix,
-            ) from None

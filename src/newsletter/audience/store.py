@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 _FETCH_CHUNK = 1000
 # The columns `export_csv` writes first; the custom fields follow.
-_RESERVED_COLUMNS = ("email", "name", "first_name", "status")
+_RESERVED_COLUMNS = ("email", "name", "first_name", "status", "status_reason", "status_changed")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Subscriber:
     status_reason: str | None
     source: str | None
     created: str
-    updated: str
+    updated: str  # when the status last changed (or when added)
 
 
 _SELECT = (
@@ -251,6 +251,8 @@ class SubscriberStore:
                     sub.name or "",
                     sub.first_name or "",
                     sub.status,
+                    "" if sub.status == Status.ACTIVE else sub.status_reason or "",
+                    "" if sub.status == Status.ACTIVE else sub.updated,
                     *(sub.fields.get(name, "") for name in extra),
                 ]
             )
@@ -260,7 +262,10 @@ class SubscriberStore:
     # -- import ----------------------------------------------------------------------
 
     def import_csv(
-        self, path: Path, on_problem: Callable[[RowProblem], None] | None = None
+        self,
+        path: Path,
+        on_problem: Callable[[RowProblem], None] | None = None,
+        status: str | None = None,
     ) -> ImportReport:
         """Add the rows of a CSV file: all good rows in one transaction, each bad one reported.
 
@@ -269,10 +274,15 @@ class SubscriberStore:
         An import never re-activates someone unsubscribed, bounced or complained; a `status`
         column saying someone on the list as active is inactive is applied (never the
         reverse), so that an exported list keeps its opt-outs when imported elsewhere.
+        The status columns of other tools' exports (Ghost, Buttondown, listmonk, Substack,
+        Mailchimp) count too; `status` applies to every row, and of several statuses a
+        row has the one furthest from active wins.
         """
         from newsletter.audience.csv_import import import_csv
 
-        return import_csv(self.conn, path, on_problem)
+        if status is not None:
+            _check_status(status)
+        return import_csv(self.conn, path, on_problem, status)
 
 
 def _check_status(status: str) -> None:

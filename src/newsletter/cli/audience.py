@@ -54,23 +54,41 @@ def import_(
         ...,
         help="CSV with an `email` column; name, first_name, status and any other columns are kept.",
     ),
+    status: str | None = typer.Option(
+        None,
+        "--status",
+        help="Give every row of the file this status (active, unsubscribed, bounced, "
+        "complained), for an export of opt-outs that has no status column, e.g. "
+        "--status unsubscribed. A row's own status can only make it less active.",
+    ),
 ) -> None:
     """Add subscribers from a CSV file.
 
-    Every rejected row is reported as FILE:LINE: reason. The good rows go in together
-    even when some are rejected (exit status 1 then). Rows already on the list are
-    skipped, and nobody unsubscribed, bounced or complained is ever re-activated.
-    UTF-8 (with or without BOM); comma, semicolon or tab separated.
+    Every rejected row is reported as FILE:LINE: reason (FILE:LINE:COLUMN: for a bad
+    cell). The good rows go in together even when some are rejected (exit status 1
+    then). Rows already on the list are skipped, and nobody unsubscribed, bounced or
+    complained is ever re-activated. UTF-8 (with or without BOM); comma, semicolon or
+    tab separated.
+
+    Exports of Mailchimp, Ghost, Buttondown, listmonk and Substack import as they are:
+    their status columns (status, subscribed_to_emails, subscriber_type, email_disabled)
+    are understood, and Mailchimp's unsubscribed and cleaned exports (UNSUB_TIME,
+    CLEAN_TIME columns) import as unsubscribed and bounced.
 
     Example:  newsletter subscribers import members.csv
+
+    Example:  newsletter subscribers import unsubscribed.csv --status unsubscribed
     """
     from newsletter.audience.store import SubscriberStore
 
+    _check_status(status)
+
     def report(problem: RowProblem) -> None:
-        typer.echo(f"{file}:{problem.line}: {problem.reason}", err=True)
+        where = f"{problem.line}:{problem.column}" if problem.column else f"{problem.line}"
+        typer.echo(f"{file}:{where}: {problem.reason}", err=True)
 
     with _database(ctx) as conn:
-        result = SubscriberStore(conn).import_csv(file, on_problem=report)
+        result = SubscriberStore(conn).import_csv(file, on_problem=report, status=status)
     info(_import_summary(file, result))
     if result.rejected:
         rows = "1 row was" if result.rejected == 1 else f"{result.rejected:,} rows were"
@@ -170,7 +188,9 @@ def list_(
 ) -> None:
     """Print subscribers, one a line.
 
-    Status, address and name, in the order they were added.
+    Status, address and name, in the order they were added; for someone inactive, also
+    the reason and the date of the change, e.g.
+    "unsubscribed ann@example.org  Ann  (asked by email, 2026-12-01)".
 
     Example:  newsletter subscribers list --status bounced --limit 20
     """
@@ -182,7 +202,12 @@ def list_(
             if limit is not None and count >= limit:
                 break
             line = f"{subscriber.status:<12} {subscriber.email}"
-            info(f"{line}  {subscriber.name}" if subscriber.name else line)
+            if subscriber.name:
+                line = f"{line}  {subscriber.name}"
+            if subscriber.status != "active":
+                why = subscriber.status_reason or "no reason recorded"
+                line = f"{line}  ({why}, {subscriber.updated[:10]})"
+            info(line)
 
 
 @subscribers_app.command()
@@ -193,8 +218,9 @@ def export(
 ) -> None:
     """Write the list as CSV.
 
-    Columns: email, name, first_name, status, then the custom fields. The file imports
-    back as it is, opt-outs included.
+    Columns: email, name, first_name, status, status_reason, status_changed (the reason
+    and the time of the change, for someone inactive), then the custom fields. The file
+    imports back as it is, opt-outs, their reasons and dates included.
 
     Example:  newsletter subscribers export members.csv
     """
@@ -256,6 +282,13 @@ def status(
     with _database(ctx) as conn:
         ledger = Ledger(conn)
         if slug not in ledger.issues():
+            issue_dir = settings(ctx).issue_dir(slug)
+            if not issue_dir.is_dir():
+                raise UserError(
+                    f"no issue {slug!r}",
+                    where=issue_dir,
+                    fix="check the name against the folders in issues/",
+                )
             raise UserError(
                 f"nothing has been sent for issue {slug!r} (it has no ledger)",
                 fix=f"send it with `newsletter send {slug}`",
