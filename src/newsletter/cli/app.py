@@ -20,6 +20,24 @@ if TYPE_CHECKING:
 _UsageError: Any = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
 
 
+def _workspace_first(args: list[str]) -> list[str]:
+    """`--workspace`/`-w` is the root's option: accept it after the command too."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":
+            rest.extend([token, *tokens])
+            break
+        if token in ("-w", "--workspace"):
+            hoisted.extend([token, next(tokens, "")])
+        elif token.startswith("--workspace=") or (token.startswith("-w") and len(token) > 2):
+            hoisted.append(token)
+        else:
+            rest.append(token)
+    return [*hoisted, *rest]
+
+
 def _usage_error(error: Any) -> None:
     # One line like every other error, instead of click's usage block; a group called
     # with nothing still shows its help.
@@ -38,6 +56,8 @@ class _Group(TyperGroup):
     """Turns the project's own exceptions into one red line and their exit code."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = _workspace_first(args)
         try:
             return list(super().parse_args(ctx, args))
         except _UsageError as error:

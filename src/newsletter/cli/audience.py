@@ -57,6 +57,7 @@ def import_(
     status: str | None = typer.Option(
         None,
         "--status",
+        metavar="STATUS",
         help="Give every row of the file this status (active, unsubscribed, bounced, "
         "complained), for an export of opt-outs that has no status column, e.g. "
         "--status unsubscribed. A row's own status can only make it less active.",
@@ -118,8 +119,12 @@ def _import_summary(file: Path, report: ImportReport) -> str:
 def add(
     ctx: typer.Context,
     email: str = typer.Argument(..., help="The address to add."),
-    name: str | None = typer.Option(None, "--name", "-n", help="Full name, as they write it."),
-    first_name: str | None = typer.Option(None, "--first-name", help="For a greeting."),
+    name: str | None = typer.Option(
+        None, "--name", metavar="NAME", help="Full name, as they write it."
+    ),
+    first_name: str | None = typer.Option(
+        None, "--first-name", metavar="NAME", help="For a greeting."
+    ),
 ) -> None:
     """Add one subscriber (active).
 
@@ -157,7 +162,9 @@ def remove(
 def unsubscribe(
     ctx: typer.Context,
     email: str = typer.Argument(..., help="The address that asked to stop."),
-    reason: str = typer.Option("by the editors", "--reason", help="Kept with the status."),
+    reason: str = typer.Option(
+        "by the editors", "--reason", metavar="TEXT", help="Kept with the status."
+    ),
 ) -> None:
     """Mark a subscriber unsubscribed.
 
@@ -182,9 +189,12 @@ def unsubscribe(
 def list_(
     ctx: typer.Context,
     status: str | None = typer.Option(
-        None, "--status", help="Only this status: active, unsubscribed, bounced, complained."
+        None,
+        "--status",
+        metavar="STATUS",
+        help="Only this status: active, unsubscribed, bounced, complained.",
     ),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many."),
+    limit: int | None = typer.Option(None, "--limit", "-n", metavar="N", min=1, help="At most N."),
 ) -> None:
     """Print subscribers, one a line.
 
@@ -214,7 +224,7 @@ def list_(
 def export(
     ctx: typer.Context,
     file: str = typer.Argument("-", help="Where to write the CSV; - for standard output."),
-    status: str | None = typer.Option(None, "--status", help="Only this status."),
+    status: str | None = typer.Option(None, "--status", metavar="STATUS", help="Only this status."),
 ) -> None:
     """Write the list as CSV.
 
@@ -268,7 +278,12 @@ def status(
     slug: str = typer.Argument(..., help="The issue."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     limit: int = typer.Option(
-        20, "--limit", min=0, help="Unknown/failed recipients listed per state; 0 = all."
+        20,
+        "--limit",
+        "-n",
+        metavar="N",
+        min=0,
+        help="Unknown/failed recipients listed per state; 0 = all.",
     ),
 ) -> None:
     """What the ledger knows of an issue.

@@ -35,7 +35,7 @@ def init(
 def new(
     ctx: typer.Context,
     slug: str = typer.Argument(..., help="Short name of the issue, e.g. 2026-12-01."),
-    subject: str = typer.Option("", "--subject", "-s", help="The email subject."),
+    subject: str = typer.Option("", "--subject", metavar="TEXT", help="The email subject."),
 ) -> None:
     """Start issues/SLUG/issue.yaml from a commented skeleton.
 

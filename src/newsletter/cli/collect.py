@@ -37,6 +37,7 @@ def add(
         None,
         "--section",
         "-s",
+        metavar="NAME",
         help="Section to append to (created if missing). "
         "Default: the source's own grouping, else the issue's last section.",
     ),
@@ -44,6 +45,7 @@ def add(
         None,
         "--limit",
         "-n",
+        metavar="N",
         min=1,
         help="At most N articles per source (feeds: newest N; default 10).",
     ),
@@ -66,12 +68,17 @@ def add(
     timeout: float | None = typer.Option(
         None,
         "--timeout",
+        metavar="SECONDS",
         min=0.1,
         envvar="NEWSLETTER_HTTP_TIMEOUT",
         help="Seconds to wait for a web server (default 15).",
     ),
     recent: int = typer.Option(
-        5, "--recent", min=0, help="Warn about articles already sent in the last N issues (0: off)."
+        5,
+        "--recent",
+        metavar="N",
+        min=0,
+        help="Warn about articles already sent in the last N issues (0: off).",
     ),
 ) -> None:
     """Collect articles and teasers into issues/SLUG/issue.yaml (appended, duplicates skipped).

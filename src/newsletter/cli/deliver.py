@@ -52,6 +52,7 @@ def send(
     backend: BackendName | None = typer.Option(
         None,
         "--backend",
+        metavar="BACKEND",
         help="sendgrid, smtp or outbox (default: [delivery] backend; "
         "auto = sendgrid when SENDGRID_API_KEY is set, else outbox).",
     ),

@@ -17,6 +17,7 @@ def preview(
         8000,
         "--port",
         "-p",
+        metavar="PORT",
         min=0,
         max=65535,
         help="Port on 127.0.0.1; the next free one if taken; 0 = any.",
