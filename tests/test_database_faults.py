@@ -119,3 +119,11 @@ def test_a_damaged_database_is_refused_with_how_to_restore(
     assert "restore newsletter.db from a backup" in lines[0]
     assert "@example.org" not in outcome.stdout  # no partial data printed
     assert not (root / "outbox" / "sample").exists()
+
+
+def test_a_dry_run_works_on_a_read_only_workspace(read_only_workspace: Path) -> None:
+    outcome = run(read_only_workspace, "send", "sample", "--dry-run")
+
+    assert outcome.exit_code == 0, outcome.stderr
+    assert "recipients  5 (5 active subscribers)" in outcome.stdout
+    assert "ok: every request is valid" in outcome.stdout

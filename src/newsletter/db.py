@@ -160,14 +160,25 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def open_database(path: Path) -> sqlite3.Connection:
+def open_database(path: Path, *, scratch_copy: bool = False) -> sqlite3.Connection:
     """Open (creating if needed) the workspace database and bring its schema up to date.
 
     A database the user may read but not write (a read-only mount, a colleague's file) is
     opened read-only, so commands that only read work; a write then fails with one line.
+    `scratch_copy`: a caller that writes only to roll back (a dry run) gets an in-memory
+    copy of such a database instead.
     """
     if path.is_file() and not _writable(path):
-        return _open_read_only(path)
+        conn = _open_read_only(path)
+        if not scratch_copy:
+            return conn
+        copy = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            conn.backup(copy)
+        finally:
+            conn.close()
+        copy.execute("PRAGMA foreign_keys = ON")
+        return copy
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # The list is personal data: readable by its owner only (SQLite gives the -wal and

@@ -121,6 +121,7 @@ def send(
         resend_unknown=resend_unknown,
         new_subscribers=new_subscribers,
         sync=not no_sync,
+        dry_run=dry_run,
     )
     with Sender(workspace, slug, options) as sender:
         if dry_run:

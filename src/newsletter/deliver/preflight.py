@@ -85,12 +85,14 @@ def _is_example_host(host: str) -> bool:
     )
 
 
-def build_for_sending(settings: Settings, slug: str) -> Build:
-    """Build the issue now (the build on disk is replaced); refuse one that fails its checks."""
+def build_for_sending(settings: Settings, slug: str, *, keep: bool = True) -> Build:
+    """Build the issue now (the build on disk is replaced, if `keep`); refuse one that fails
+    its checks."""
     from newsletter.build.output import make_build, write_build
 
     build = make_build(settings, slug)
-    write_build(settings, build)
+    if keep:
+        write_build(settings, build)
     if not build.ok:
         errors = [f for f in build.findings if f.level == "error"]
         first = errors[0]

@@ -13,6 +13,7 @@ answer was lost is `unknown` and is not sent again unless the editor asks.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -116,6 +117,7 @@ class Sender:
         self._backend = backend
         self._clock = clock
         self._lock: BaseFileLock | None = None
+        self._workspace_writable = True  # False: a dry run of a read-only workspace
         self._conn: sqlite3.Connection | None = None
         self._message: Message | None = None
         self._notes: list[str] = []
@@ -127,6 +129,11 @@ class Sender:
     def __enter__(self) -> Self:
         from newsletter.db import open_database
 
+        if self.options.dry_run and not os.access(self.settings.workspace, os.W_OK):
+            # Nothing to lock against: nobody who runs this can send from here either.
+            self._conn = open_database(self.settings.database_path, scratch_copy=True)
+            self._workspace_writable = False
+            return self
         self._lock = take_lock(
             self.settings.workspace / SEND_LOCK_FILE,
             busy="another send is running in this workspace",
@@ -171,7 +178,7 @@ class Sender:
     @property
     def message(self) -> Message:
         if self._message is None:
-            build = build_for_sending(self.settings, self.slug)
+            build = build_for_sending(self.settings, self.slug, keep=self._workspace_writable)
             self.warnings += [f"[{f.code}] {f.message}" for f in build.findings]
             refuse_placeholders(self.settings, build, self.backend_name)
             links = unsubscribe_links(
