@@ -99,7 +99,7 @@ BAD_INPUTS = [
     pytest.param(
         "date: 2026-12-01",
         "date: first of December",
-        "issue.yaml:5: date: Input should be a valid date",
+        "issue.yaml:5: date: is not a real date",
         id="bad-date",
     ),
 ]

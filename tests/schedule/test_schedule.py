@@ -194,8 +194,8 @@ def test_a_time_in_the_past_is_refused() -> None:
     [
         ("tomorrow 8am", "--at: cannot read 'tomorrow 8am' as a date and time"),
         ("2026-12-01", "--at: cannot read '2026-12-01' as a date and time"),
-        ("2026-02-30 08:00", "--at: '2026-02-30 08:00' is not a valid date and time"),
-        ("2026-12-01 25:00", "--at: '2026-12-01 25:00' is not a valid date and time"),
+        ("2026-02-30 08:00", "--at: '2026-02-30' is not a real date (day is out of range"),
+        ("2026-12-01 25:00", "--at: '25:00' is not a real time of day (hour must be in"),
     ],
 )
 def test_unreadable_times_say_how_to_write_them(text: str, start: str) -> None:

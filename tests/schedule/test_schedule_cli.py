@@ -186,7 +186,7 @@ def test_without_at_or_send_at_the_error_says_to_give_one(root: Path) -> None:
     [
         ("2020-01-01 08:00", "6: 2020-01-01 08:00 UTC is in the past (it is now "),
         ("2099-01-01", "6: send_at: needs a time of day, not only a date — write it as "),
-        ("soon", "6: send_at: Input should be a valid datetime"),
+        ("soon", "6: send_at: is not a real date and time"),
     ],
 )
 def test_a_bad_send_at_is_one_line_pointing_at_it(root: Path, value: str, error: str) -> None:

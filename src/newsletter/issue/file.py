@@ -10,7 +10,9 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import ScalarNode
 
 from newsletter.errors import IssueFileError
 from newsletter.files import atomic_write, read_utf8
@@ -22,8 +24,38 @@ _SEND_AT_FIX = (
 )
 
 
+_DATE_FIX = "write a real date as YYYY-MM-DD"
+
+
+class _BadTimestamp(str):
+    """A plain scalar YAML reads as a date that does not exist (2026-02-30, 2026-13-01).
+
+    ruamel.yaml raises a bare ValueError for those, with no line: it is kept as text with
+    its line here, and read_document turns it into one located error.
+    """
+
+    line: int
+    reason: str
+
+
+class _Constructor(RoundTripConstructor):
+    def construct_bad_aware_timestamp(self, node: ScalarNode, values: Any = None) -> Any:
+        try:
+            return self.construct_yaml_timestamp(node, values)
+        except ValueError as error:
+            bad = _BadTimestamp(node.value)
+            bad.line, bad.reason = node.start_mark.line + 1, str(error)
+            return bad
+
+
+_Constructor.add_constructor(
+    "tag:yaml.org,2002:timestamp", _Constructor.construct_bad_aware_timestamp
+)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
     yaml.preserve_quotes = True
     yaml.width = 4096
     yaml.indent(mapping=2, sequence=4, offset=2)
@@ -48,7 +80,28 @@ def read_document(path: Path) -> CommentedMap:
             where=path,
             fix="see the sample issue in issues/sample/issue.yaml",
         )
+    _refuse_bad_timestamps(path, data, ())
     return data
+
+
+def _refuse_bad_timestamps(path: Path, node: Any, loc: tuple[Any, ...]) -> None:
+    """The first impossible date in the document, as file:line, field and the fix."""
+    if isinstance(node, CommentedMap):
+        children: Any = node.items()
+    elif isinstance(node, CommentedSeq):
+        children = enumerate(node)
+    else:
+        return
+    for key, value in children:
+        if isinstance(value, _BadTimestamp):
+            field = _field_path((*loc, key))
+            fix = _SEND_AT_FIX if key == "send_at" else _DATE_FIX
+            raise IssueFileError(
+                f"{field}: {str(value)!r} is not a real date ({value.reason})",
+                where=f"{path}:{value.line}",
+                fix=fix,
+            )
+        _refuse_bad_timestamps(path, value, (*loc, key))
 
 
 def load_issue(path: Path) -> Issue:
@@ -110,6 +163,12 @@ def _message(error: Any) -> str:
         return "is required"
     if kind in {"too_short", "string_too_short"} and error.get("ctx", {}).get("min_length") == 1:
         return "must not be empty"
+    if kind == "date_from_datetime_inexact":
+        return "needs only a date, not a time of day"
+    if kind.startswith(("date_", "datetime_")):  # pydantic's "Input should be a valid date…"
+        what = "date and time" if kind.startswith("datetime_") else "date"
+        detail = str(error["msg"]).partition(", ")[2]
+        return f"is not a real {what}" + (f" ({detail})" if detail else "")
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
 
@@ -123,7 +182,7 @@ def _fix_for(error: Any, loc: tuple[Any, ...]) -> str:
     if field in {"url", "src"}:
         return "use a full address starting with https://"
     if field == "date":
-        return "write the date as YYYY-MM-DD"
+        return _DATE_FIX
     if field == "send_at":
         return _SEND_AT_FIX
     if error["type"] == "missing":

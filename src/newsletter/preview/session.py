@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import secrets
 import threading
 import time
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from newsletter.build.output import make_build, write_build
-from newsletter.build.report_page import page_views, pages
+from newsletter.build.report_page import WIDTHS, page_views, pages
 from newsletter.build.result import Build
 from newsletter.config import Settings, load_settings
 from newsletter.errors import NewsletterError, UserError
@@ -96,7 +97,22 @@ class PreviewSession:
         return build, None
 
     def _render_page(self, seconds: float) -> str:
-        views = page_views(self.settings, self.build) if self.build else {"slug": self.slug}
+        """The live page; a page that fails to render still shows why, and the server goes on."""
+        try:
+            return self._render_live(seconds)
+        except Exception as error:  # a bug in the page itself: never take the preview down
+            self._warn(traceback.format_exc())
+            problem = f"the preview page failed: {type(error).__name__}: {error}"
+            self.error = f"{self.error}\n{problem}" if self.error else problem
+            return _fallback_page(self.build_id, self.slug, self.error)
+
+    def _render_live(self, seconds: float) -> str:
+        # A first build that failed has no views: the page still needs the widths it offers.
+        views = (
+            page_views(self.settings, self.build)
+            if self.build
+            else {"slug": self.slug, "widths": WIDTHS}
+        )
         return (
             pages()
             .get_template("live.html.j2")
@@ -125,3 +141,18 @@ class PreviewSession:
         with self._changed:
             self.closed = True
             self._changed.notify_all()
+
+
+def _fallback_page(build_id: str, slug: str, error: str) -> str:
+    """A bare page with the error and the reload script, when the real page cannot render."""
+    lines = "".join(f"<code>{html.escape(line)}</code><br>" for line in error.splitlines())
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>Preview · {html.escape(slug)}</title></head>"
+        f'<body data-build="{html.escape(build_id)}">'
+        f'<div id="build-error" role="alert"><strong>The build failed.</strong><br>{lines}'
+        "Fix the file and save it: this page reloads by itself.</div>"
+        "<script>const s = new EventSource('/events'); s.addEventListener('build', (e) => {"
+        " if (e.data !== document.body.dataset.build) location.reload(); });</script>"
+        "</body></html>"
+    )

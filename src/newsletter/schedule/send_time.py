@@ -175,14 +175,21 @@ def parse_send_time(text: str, zone: Zone, now: dt.datetime) -> SendTime:
     if match is None:
         raise UserError(f"cannot read {text!r} as a date and time", where="--at", fix=_AT_FIX)
     clock = match["time"]
+    year, month, day = (int(part) for part in match["date"].split("-"))
     try:
-        wall = dt.datetime.strptime(
-            f"{match['date']} {clock}",
-            "%Y-%m-%d %H:%M:%S" if clock.count(":") == 2 else "%Y-%m-%d %H:%M",
-        )
+        date = dt.date(year, month, day)
+    except ValueError as exc:  # 2026-02-30, 2026-13-01: the pattern alone lets them through
+        raise UserError(
+            f"{match['date']!r} is not a real date ({exc})",
+            where="--at",
+            fix='write a real date as YYYY-MM-DD, e.g. --at "2026-12-01 08:00"',
+        ) from None
+    try:
+        hour, minute, second = (int(part) for part in (clock + ":0").split(":")[:3])
+        wall = dt.datetime.combine(date, dt.time(hour, minute, second))
     except ValueError as exc:
         raise UserError(
-            f"{text!r} is not a valid date and time ({exc})", where="--at", fix=_AT_FIX
+            f"{clock!r} is not a real time of day ({exc})", where="--at", fix=_AT_FIX
         ) from None
     if not match["offset"]:
         return _from_wall(wall, zone, now, _AT)
