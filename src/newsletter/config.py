@@ -46,6 +46,20 @@ class SenderSection(_Section):
             raise ValueError("must be a single line (no line breaks)")
         return value
 
+    @field_validator("email", "reply_to")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        # Checked here, not at the first send: SendGrid refuses every batch of a bad one.
+        if value is None:
+            return None
+        from email_validator import EmailNotValidError, validate_email
+
+        try:
+            validate_email(value, check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise ValueError(f"{value!r} is not an email address ({exc})") from None
+        return value
+
 
 class BrandSection(_Section):
     primary_color: str = Field("#0b4f8a", pattern=r"^#[0-9a-fA-F]{6}$")
@@ -213,6 +227,8 @@ def _load_file(path: Path) -> FileSettings:
 def _describe(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown setting"
+    if error["type"] == "string_pattern_mismatch":  # only the brand colours have a pattern
+        return f"{error['input']!r} is not a colour: write it as #rrggbb, e.g. #0b4f8a"
     return str(error["msg"]).removeprefix("Value error, ")
 
 
