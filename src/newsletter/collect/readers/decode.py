@@ -29,7 +29,12 @@ def decode(content: bytes, declared: str | None = None) -> str:
         return content.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    for label in _declared_encodings(content, declared):
+    labels = _declared_encodings(content, declared)
+    if any(_python_codec(label) == "utf-8" for label in labels) and _mostly_utf8(content):
+        # Declared UTF-8 and written in UTF-8 but for a stray byte or two (a pasted Latin-1
+        # character, a truncated sequence): decoding it as anything else garbles every field.
+        return content.decode("utf-8", errors="replace")
+    for label in labels:
         codec = _python_codec(label)
         if codec is None or codec == "utf-8":
             continue
@@ -38,6 +43,23 @@ def decode(content: bytes, declared: str | None = None) -> str:
         except UnicodeDecodeError:
             continue
     return _guess(content)
+
+
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def _mostly_utf8(content: bytes) -> bool:
+    """The bytes agree with a UTF-8 declaration: invalid sequences are rare next to valid ones.
+
+    Pure ASCII with a few high bytes also passes: the declaration is then the only evidence.
+    """
+    invalid = len(content.decode("utf-8", errors="replace")) - len(
+        content.decode("utf-8", errors="ignore")
+    )
+    valid = len(_UTF8_MULTIBYTE.findall(content))
+    return invalid <= max(2, valid // 10) if valid else invalid <= 2
 
 
 def _declared_encodings(content: bytes, declared: str | None) -> list[str]:

@@ -27,6 +27,7 @@ from newsletter.collect.readers.base import (
 )
 from newsletter.collect.readers.html_values import (
     absolute,
+    byline_names,
     flatten_graph,
     id_of,
     iso_date,
@@ -37,6 +38,7 @@ from newsletter.collect.readers.html_values import (
     name_of,
     named_people,
     names_of,
+    organisation_names,
     text_of,
     url_of,
     without_site_name,
@@ -251,12 +253,23 @@ class _Page:
             self.metas.get("twitter:title"),
             self.metas.get("twitter:text:title"),
             text_of(self.article.get("headline")),
+            self.metas.get("headline"),
+            self._article_heading,
             text_of(self.article.get("name")),
             self.metas.get("title"),
             lambda: self._extracted("title"),
             self._title_tag,
         )
         return without_site_name(plain_text(title), self.site_name()) if title else None
+
+    def _article_heading(self) -> str | None:
+        """The article's own heading: the first <h1> inside <article> or an itemprop=headline."""
+        for path in (".//article//h1", ".//*[@itemprop='headline']"):
+            for found in self.tree.iterfind(path):
+                text = squash(found.text_content())
+                if text:
+                    return text
+        return None
 
     def _title_tag(self) -> str | None:
         found = self.tree.find(".//title")
@@ -389,12 +402,19 @@ class _Page:
             names_of(self.article.get("author")),
             names_of(self.article.get("creator")),
             *([self.metas[name]] for name in AUTHOR_META if name in self.metas),
+            [json_field(self.metas.get("parsely-page"), "author") or ""],
             [json_field(self.metas.get("parsely-metadata"), "author_nickname") or ""],
         ]
         declared = [names for names in declared if any(n.strip() for n in names)]
         for names in declared:
             if people := named_people(names, organisations):
                 return ", ".join(people)
+        if people := named_people(byline_names(self.tree), organisations):
+            return ", ".join(people)
+        # An organisation (not the site itself) as author only where no person is named.
+        for value in (self.article.get("author"), self.article.get("creator")):
+            if orgs := named_people(organisation_names(value), organisations):
+                return ", ".join(orgs)
         if declared:
             return None
         guessed = self._extracted("author")

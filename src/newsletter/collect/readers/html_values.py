@@ -84,25 +84,91 @@ def url_of(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+ORGANISATION_TYPES = {"organization", "newsmediaorganization", "corporation", "newsorganization"}
+
+
+def _is_organisation(value: dict[str, Any]) -> bool:
+    types = value.get("@type") or value.get("type") or []
+    types = [types] if isinstance(types, str) else types
+    return any(str(t).lower().rsplit("/", 1)[-1] in ORGANISATION_TYPES for t in types)
+
+
 def names_of(value: Any) -> list[str]:
+    """People named in a JSON-LD/microdata author value (a string, an object, a list)."""
     if isinstance(value, list):
         return [name for item in value for name in names_of(item)]
     if isinstance(value, dict):
-        if str(value.get("@type", "")).lower() in {"organization", "newsmediaorganization"}:
+        if _is_organisation(value):
             return []
         name = name_of(value)
         return [name] if name else []
     return [value] if isinstance(value, str) else []
 
 
+def organisation_names(value: Any) -> list[str]:
+    """Organisations given as author: the byline of last resort."""
+    if isinstance(value, list):
+        return [name for item in value for name in organisation_names(item)]
+    if isinstance(value, dict) and _is_organisation(value):
+        name = name_of(value)
+        return [name] if name else []
+    return []
+
+
+# Byline markup in the page itself: microdata, rel=author, hCard, WordPress and CMS classes.
+BYLINE_PATHS = (
+    ".//*[@itemprop='author']//*[@itemprop='name']",
+    ".//*[@itemprop='author']",
+    ".//a[@rel='author']",
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), ' author ')]"
+    "//*[contains(concat(' ', normalize-space(@class), ' '), ' fn ')]",
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), ' vcard ')]"
+    "//*[contains(concat(' ', normalize-space(@class), ' '), ' fn ')]",
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), ' byline ')]//a",
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), ' byline ')]",
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), ' author-name ')]",
+)
+
+
+def byline_names(tree: Any) -> list[str]:
+    """Bylines written in the page's markup, by the first kind of markup that has one."""
+    for path in BYLINE_PATHS:
+        names = []
+        for node in tree.xpath(path):
+            text = (node.get("content") or "") if node.tag == "meta" else node.text_content()
+            text = re.sub(r"\s+", " ", text).strip()
+            if text and len(text) <= 80:
+                names.append(text)
+        if names:
+            return names
+    return []
+
+
+_DATE_WORDS = (
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|"
+    r"january|february|march|april|june|july|august|september|october|november|december|"
+    r"jan|feb|mar|apr|jun|jul|aug|sept?|oct|nov|dec|"
+    r"montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag|"
+    r"updated|published|posted|aktualisiert|veröffentlicht|am|on"
+)
+_ONLY_DATE = re.compile(rf"(?:\b(?:{_DATE_WORDS})\b|[\d\s,.:/-])+", re.IGNORECASE)
+_GLUED_DATE = re.compile(rf"\s+(?:\b(?:{_DATE_WORDS})\b\.?|\d).*$", re.IGNORECASE)
+
+
 def named_people(raw_names: list[str], organisations: set[str]) -> list[str]:
     """Person names from bylines: no URLs, handles, job titles or the publication itself."""
     people: list[str] = []
     for raw in raw_names:
-        if "://" in raw:
+        # A URL, or a whole author box ("See All Articles ... Bio\nAnn is a commentator.")
+        if "://" in raw or ("\n" in raw.strip() and len(raw) > 60) or len(raw) > 200:
             continue
         for part in re.split(r"\s*(?:[,;|&/]|\band\b|\bund\b|\by\b)\s*", plain_text(raw)):
-            name = re.sub(r"^(by|von|por|par)\s+", "", part.strip(), flags=re.IGNORECASE).strip()
+            name = re.sub(
+                r"^(by|von|por|par)\s*:?\s+", "", part.strip(), flags=re.IGNORECASE
+            ).strip()
+            # "Jeff Foust Monday, November 3" -> "Jeff Foust", "November 3"; not "April Bernard"
+            name = "" if _ONLY_DATE.fullmatch(name) else _GLUED_DATE.sub("", name)
+            name = name.strip(" -–—·:")
             if (
                 not name
                 or name.startswith(("@", "www."))
@@ -123,8 +189,11 @@ def name_key(name: str) -> str:
 def without_site_name(title: str, site_name: str | None) -> str:
     """'Headline | Site' -> 'Headline' when the tail is the site's name."""
     parts = re.split(r"\s+[|–—·-]\s+", title)
-    if len(parts) > 1 and site_name and name_key(parts[-1]) in {name_key(site_name)}:
-        return " - ".join(parts[:-1]).strip()
+    if len(parts) > 1 and site_name:
+        tail, site = name_key(parts[-1]), name_key(site_name)
+        # "| Gelbe Liste" for "Gelbe Liste Online", "| Backstage" for "backstage.com"
+        if tail == site or (len(tail) >= 4 and site.startswith(tail)):
+            return " - ".join(parts[:-1]).strip()
     return title
 
 
