@@ -221,7 +221,7 @@ def test_bad_setting_names_file_and_field(workspace: Path) -> None:
     )
     outcome = run(workspace, "build", "sample")
     assert outcome.exit_code == 1
-    assert "newsletter.toml: [brand.primary_color] String should match pattern" in outcome.stderr
+    assert "newsletter.toml: [brand.primary_color] 'blue' is not a colour" in outcome.stderr
 
 
 def test_init_then_new_then_build(tmp_path: Path) -> None:
