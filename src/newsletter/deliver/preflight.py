@@ -93,15 +93,19 @@ def build_for_sending(settings: Settings, slug: str, *, keep: bool = True) -> Bu
     build = make_build(settings, slug)
     if keep:
         write_build(settings, build)
-    if not build.ok:
-        errors = [f for f in build.findings if f.level == "error"]
-        first = errors[0]
+    refuse_failing_checks(build, f"fix them and see `newsletter check {slug}`; nothing was sent")
+    return build
+
+
+def refuse_failing_checks(build: Build, fix: str) -> None:
+    """One line for a build with errors: the first of them, and how many more."""
+    errors = [finding for finding in build.findings if finding.level == "error"]
+    if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ChecksFailed(
-            f"issue {slug!r} fails its checks: [{first.code}] {first.message}{more}",
-            fix=f"fix them and see `newsletter check {slug}`; nothing was sent",
+            f"issue {build.slug!r} fails its checks: [{errors[0].code}] {errors[0].message}{more}",
+            fix=fix,
         )
-    return build
 
 
 def unsubscribe_links(

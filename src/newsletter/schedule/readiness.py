@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from newsletter.errors import ChecksFailed, ConfigError
+from newsletter.errors import ConfigError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -29,18 +29,18 @@ def check_ready(settings: Settings, slug: str) -> None:
     """Refuse, as a send would, what would make the scheduled send fail; nothing is written."""
     from newsletter.build.output import make_build
     from newsletter.deliver.backends import resolve_name
-    from newsletter.deliver.preflight import refuse_placeholders, unsubscribe_links
+    from newsletter.deliver.preflight import (
+        refuse_failing_checks,
+        refuse_placeholders,
+        unsubscribe_links,
+    )
 
     check_backend(settings)
     backend = resolve_name(settings)
     build = make_build(settings, slug)
-    errors = [finding for finding in build.findings if finding.level == "error"]
-    if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ChecksFailed(
-            f"issue {slug!r} fails its checks: [{errors[0].code}] {errors[0].message}{more}",
-            fix=f"fix them (see `newsletter check {slug}`) and schedule it again; "
-            "nothing was scheduled",
-        )
+    refuse_failing_checks(
+        build,
+        f"fix them (see `newsletter check {slug}`) and schedule it again; nothing was scheduled",
+    )
     refuse_placeholders(settings, build, backend)
     unsubscribe_links(settings, backend, [])
