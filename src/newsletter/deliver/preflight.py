@@ -99,7 +99,9 @@ def build_for_sending(settings: Settings, slug: str, *, keep: bool = True) -> Bu
 
 def refuse_failing_checks(build: Build, fix: str) -> None:
     """One line for a build with errors: the first of them, and how many more."""
-    errors = [finding for finding in build.findings if finding.level == "error"]
+    from newsletter.build.checks import errors as errors_in
+
+    errors = errors_in(build.findings)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ChecksFailed(
