@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from newsletter.errors import ConfigError
 from newsletter.files import read_utf8
 from newsletter.lines import is_multiline
+from newsletter.validation_words import plain_message
 
 CONFIG_FILE = "newsletter.toml"
 WORKSPACE_ENV = "NEWSLETTER_WORKSPACE"
@@ -161,6 +162,23 @@ class Settings(BaseModel):
     def build_dir(self, slug: str) -> Path:
         return self.path("build") / slug
 
+    @property
+    def env_file(self) -> Path:
+        return self.workspace / ".env"
+
+    def missing_secret(self, name: str, fix: str) -> ConfigError:
+        """`name` is not set: say where it goes, naming a .env that exists or is to be made."""
+        if self.env_file.is_file():
+            return ConfigError(
+                f"{name} is not set", where=self.env_file, fix=f"add {name}=... to it; {fix}"
+            )
+        return ConfigError(
+            f"{name} is not set",
+            where=f"the environment (there is no {self.env_file})",
+            fix=f"create {self.env_file} from .env.example with {name}=..., "
+            f"or export {name}; {fix}",
+        )
+
 
 def _check_workspace_dir(root: Path, where: str) -> Path:
     if not root.is_dir():
@@ -225,11 +243,9 @@ def _load_file(path: Path) -> FileSettings:
 
 
 def _describe(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown setting"
     if error["type"] == "string_pattern_mismatch":  # only the brand colours have a pattern
         return f"{error['input']!r} is not a colour: write it as #rrggbb, e.g. #0b4f8a"
-    return str(error["msg"]).removeprefix("Value error, ")
+    return plain_message(error)
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -238,6 +254,7 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
     try:
+        _refuse_unparsable_lines(path)
         values = dotenv_values(path, encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
@@ -248,6 +265,21 @@ def _read_dotenv(path: Path) -> dict[str, str]:
             f"cannot read it ({exc.strerror})", where=path, fix="check the file's permissions"
         ) from None
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _refuse_unparsable_lines(path: Path) -> None:
+    """python-dotenv only logs a line it cannot parse (without the file) and skips it."""
+    from dotenv.parser import parse_stream
+
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                line = binding.original.line
+                raise ConfigError(
+                    "a line is not NAME=value (an unclosed quote, or a stray word)",
+                    where=f"{path}:{line}",
+                    fix="write it as NAME=value, closing any quote on the same line",
+                )
 
 
 def _secrets_from(env: dict[str, str], where: dict[str, str | Path]) -> Secrets:

@@ -342,8 +342,34 @@ def test_dry_run_names_missing_settings_as_problems(tmp_path: Path) -> None:
     add_subscribers(root, numbered(1))
     outcome = send(root, "--dry-run", "--backend", "sendgrid")
     assert outcome.exit_code == 1
-    assert "problem: .env: SENDGRID_API_KEY is not set" in outcome.stderr
-    assert "warning: .env: NEWSLETTER_UNSUBSCRIBE_SECRET is not set" in outcome.stderr
+    # No .env in this workspace: the message says so and how to make one.
+    no_env = f"the environment (there is no {root / '.env'})"
+    assert f"problem: {no_env}: SENDGRID_API_KEY is not set — create {root / '.env'}" in (
+        outcome.stderr
+    )
+    assert f"warning: {no_env}: NEWSLETTER_UNSUBSCRIBE_SECRET is not set" in outcome.stderr
+
+
+def test_a_missing_key_names_the_env_file_that_exists(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    (root / ".env").write_text("SMTP_HOST=\n", encoding="utf-8")
+    add_subscribers(root, numbered(1))
+    outcome = send(root, "--dry-run", "--backend", "sendgrid")
+    assert outcome.exit_code == 1
+    assert f"problem: {root / '.env'}: SENDGRID_API_KEY is not set — add SENDGRID_API_KEY=..." in (
+        outcome.stderr
+    )
+
+
+def test_a_broken_env_line_is_one_line_with_the_file_and_line(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    (root / ".env").write_text('X=1\nSENDGRID_API_KEY="SG.secret-part\nY=2\n', encoding="utf-8")
+    outcome = send(root, "--dry-run", "--backend", "sendgrid")
+    assert outcome.exit_code == 1
+    assert outcome.stderr == (
+        f"error: {root / '.env'}:2: a line is not NAME=value (an unclosed quote, or a stray "
+        "word) — write it as NAME=value, closing any quote on the same line\n"
+    )
 
 
 def test_test_send_goes_to_the_address_only_and_is_recorded_nowhere(
@@ -412,7 +438,8 @@ def test_a_real_backend_needs_the_unsubscribe_secret(tmp_path: Path, stub: SendG
     outcome = send(root, "--yes")
     assert outcome.exit_code == 1
     assert outcome.stderr.startswith(
-        "error: .env: NEWSLETTER_UNSUBSCRIBE_SECRET is not set: unsubscribe links cannot be signed"
+        f"error: {root / '.env'}: NEWSLETTER_UNSUBSCRIBE_SECRET is not set — add "
+        "NEWSLETTER_UNSUBSCRIBE_SECRET=... to it; unsubscribe links are signed with it"
     )
     assert stub.accepted == []
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from newsletter.audience.unsubscribe import SECRET_ENV, UnsubscribeLinks
 from newsletter.deliver.backends import capabilities
-from newsletter.errors import ChecksFailed, ConfigError
+from newsletter.errors import ChecksFailed
 
 # The example postal address of `newsletter init` and the sample ("Example Media, 1 Example
 # Street"): the law wants the sender's real one in every message.
@@ -121,10 +121,9 @@ def unsubscribe_links(
             newsletter.unsubscribe_url, newsletter.list_name, secret.get_secret_value()
         )
     # A setting, not the issue: the cron run stops at the first issue instead of every one.
-    missing = ConfigError(
-        f"{SECRET_ENV} is not set: unsubscribe links cannot be signed",
-        where=".env",
-        fix="set it to a long random string, e.g. "
+    missing = settings.missing_secret(
+        SECRET_ENV,
+        "unsubscribe links are signed with it; use a long random string, e.g. "
         "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
     )
     writes_files = capabilities(backend).rehearsal
