@@ -202,7 +202,7 @@ class Message:
         return {
             "first_name": neutralise_markers(first_name_of(recipient)),
             "email": neutralise_markers(recipient.email),
-            "unsubscribe_url": self.unsubscribe.url(recipient.email),
+            "unsubscribe_url": self.unsubscribe.url(recipient.email, self.issue),
         }
 
     def recipient_headers(self, unsubscribe_url: str) -> dict[str, str]:
