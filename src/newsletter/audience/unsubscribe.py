@@ -76,12 +76,11 @@ class UnsubscribeLinks:
             opened = self._sealed.open(token, 2)
             if opened is None:
                 return None
-            address, issue = opened
-            return UnsubscribeRequest(address, issue or None)
-        address, legacy = query.get("email"), query.get("token")
-        if address is None or legacy is None or query.get("list") != self.list_name:
+            return UnsubscribeRequest(opened[0], opened[1] or None)
+        email, legacy = query.get("email"), query.get("token")
+        if email is None or legacy is None or query.get("list") != self.list_name:
             return None
-        return UnsubscribeRequest(address, None) if self.verify(address, legacy) else None
+        return UnsubscribeRequest(email, None) if self.verify(email, legacy) else None
 
     def legacy_token(self, address: str) -> str:
         """The token of links sent before sealed tokens (kept so those links still work)."""
