@@ -8,7 +8,15 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from newsletter.errors import ConfigError
 from newsletter.files import read_utf8
@@ -28,10 +36,43 @@ class NewsletterSection(_Section):
     name: str = "Newsletter"
     list_name: str = "newsletter"
     why: str = "You are receiving this email because you subscribed to our newsletter."
-    web_base_url: str = "https://example.org/newsletter"
+    web_base_url: str = "https://example.org/archive"
     unsubscribe_url: str = "https://example.org/unsubscribe"
+    subscribe_url: str = "https://example.org/subscribe"
     language: str = "en"
     template: str = "newsletter"
+
+
+# The pages of `newsletter serve`, under [web] base_url: what each link setting defaults to.
+WEB_PATHS = {
+    "web_base_url": "/archive",
+    "unsubscribe_url": "/unsubscribe",
+    "subscribe_url": "/subscribe",
+}
+
+
+class WebSection(_Section):
+    base_url: str | None = None
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    allowed_hosts: list[str] = Field(default_factory=list)
+    privacy_note: str = (
+        "We use your address only to send you this newsletter. "
+        "Every issue has a one-click unsubscribe link."
+    )
+    signups_per_hour_per_ip: int = Field(10, ge=1, le=10_000)
+    signups_per_hour_per_address: int = Field(3, ge=1, le=100)
+
+    @field_validator("base_url")
+    @classmethod
+    def _an_origin(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(f"{value!r} is not an http(s) address such as https://example.org")
+        return value.rstrip("/")
 
 
 class SenderSection(_Section):
@@ -119,11 +160,26 @@ class PathsSection(_Section):
 
 class FileSettings(_Section):
     newsletter: NewsletterSection = NewsletterSection()
+    web: WebSection = WebSection()
     sender: SenderSection = SenderSection()
     brand: BrandSection = BrandSection()
     links: LinksSection = LinksSection()
     delivery: DeliverySection = DeliverySection()
     paths: PathsSection = PathsSection()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _links_from_web_base(cls, raw: Any) -> Any:
+        """Links not set in [newsletter] are the pages of `newsletter serve` at base_url."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("web"), dict):
+            return raw
+        base = raw["web"].get("base_url")
+        newsletter = raw.get("newsletter", {})
+        if not isinstance(base, str) or not isinstance(newsletter, dict):
+            return raw
+        base = base.rstrip("/")
+        derived = {key: base + path for key, path in WEB_PATHS.items() if key not in newsletter}
+        return {**raw, "newsletter": {**newsletter, **derived}}
 
 
 class Secrets(BaseModel):

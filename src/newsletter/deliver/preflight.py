@@ -53,9 +53,13 @@ def refuse_placeholders(settings: Settings, build: Build, backend_name: str) -> 
     articles = sum(is_placeholder(article.url) for article in build.issue.articles())
     if articles:
         found.append(f"{articles} article link(s) in issue.yaml")
-    newsletter = settings.file.newsletter
+    newsletter, web = settings.file.newsletter, settings.file.web
+    if web.base_url is not None and _is_example_address(web.base_url):
+        found.append("[web] base_url in newsletter.toml")
     for name in ("unsubscribe_url", "web_base_url"):
-        if _is_example_address(getattr(newsletter, name)):
+        value = getattr(newsletter, name)
+        derived = web.base_url is not None and value.startswith(web.base_url + "/")
+        if _is_example_address(value) and not derived:
             found.append(f"[newsletter] {name} in newsletter.toml")
     sender = settings.file.sender
     for name, address in (("email", sender.email), ("reply_to", sender.reply_to or "")):
