@@ -61,7 +61,7 @@ template = "newsletter"                          # templates/<template>.mjml.j2 
 base_url = "https://example.org"
 # trusted_proxies = ["127.0.0.1", "::1"]         # whose X-Forwarded-For/-Proto to believe
 # allowed_hosts = []                             # more Host names to answer besides base_url's
-privacy_note = "We use your address only to send you this newsletter. Every issue has a one-click unsubscribe link."
+privacy_note = "We use your address only to send you this newsletter. Unsubscribe with one click."
 
 [sender]
 name = "My Newsletter"

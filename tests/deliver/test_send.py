@@ -571,8 +571,8 @@ def test_a_real_send_refuses_example_placeholders(tmp_path: Path, stub: SendGrid
     assert outcome.exit_code == 1
     assert outcome.stderr.splitlines()[-1] == (
         "error: issue 'sample' still has example placeholders: 11 article link(s) in issue.yaml,"
-        " [web] base_url in newsletter.toml, [sender] email in newsletter.toml, [sender] reply_to in"
-        " newsletter.toml, [sender] postal_address in newsletter.toml — replace them with"
+        " [web] base_url in newsletter.toml, [sender] email in newsletter.toml, [sender]"
+        " reply_to in newsletter.toml, [sender] postal_address in newsletter.toml — replace them with"
         " real addresses, or rehearse with `--backend outbox`; nothing was sent"
     )
     assert stub.accepted == []
@@ -584,7 +584,9 @@ def test_a_link_set_apart_from_the_web_base_is_named_itself(
     root = workspace_with(tmp_path, stub, 2)
     config = root / "newsletter.toml"
     text = config.read_text().replace("allow_placeholders = true\n", "")
-    text = text.replace('base_url = "https://example.org"', 'base_url = "https://news.balkanbrief.eu"')
+    text = text.replace(
+        'base_url = "https://example.org"', 'base_url = "https://news.balkanbrief.eu"'
+    )
     text = text.replace(
         'language = "en"', 'language = "en"\nunsubscribe_url = "https://example.com/u"'
     )
