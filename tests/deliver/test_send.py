@@ -572,8 +572,8 @@ def test_a_real_send_refuses_example_placeholders(tmp_path: Path, stub: SendGrid
     assert outcome.stderr.splitlines()[-1] == (
         "error: issue 'sample' still has example placeholders: 11 article link(s) in issue.yaml,"
         " [web] base_url in newsletter.toml, [sender] email in newsletter.toml, [sender]"
-        " reply_to in newsletter.toml, [sender] postal_address in newsletter.toml — replace them with"
-        " real addresses, or rehearse with `--backend outbox`; nothing was sent"
+        " reply_to in newsletter.toml, [sender] postal_address in newsletter.toml — replace"
+        " them with real addresses, or rehearse with `--backend outbox`; nothing was sent"
     )
     assert stub.accepted == []
 
