@@ -39,6 +39,7 @@ newsletter.db
 newsletter.db-*
 .newsletter-*.lock
 .newsletter-*.owner
+.newsletter-secret
 """
 
 CONFIG_EXAMPLE = """\

@@ -426,10 +426,17 @@ def test_the_outbox_quick_start_needs_no_credentials(tmp_path: Path) -> None:
     ]
     assert outcome.stderr == PLACEHOLDERS + (
         "warning: NEWSLETTER_UNSUBSCRIBE_SECRET is not set: the outbox's unsubscribe links "
-        "are signed with a throwaway key (set it in .env before a real send)\n"
+        "are signed with this workspace's own key in .newsletter-secret (set it in .env "
+        "before a real send)\n"
     )
     files = sorted(p.name for p in (root / "outbox" / "sample").iterdir())
     assert files == ["ann@example.org.eml", "bob@example.org.eml"]
+    key = root / ".newsletter-secret"
+    assert key.stat().st_mode & 0o777 == 0o600
+    # The same key signs the next rehearsal: links of earlier outbox files keep working.
+    first = key.read_text()
+    assert send(root, "--yes", "--resend").exit_code == 0
+    assert key.read_text() == first
 
 
 def test_a_real_backend_needs_the_unsubscribe_secret(tmp_path: Path, stub: SendGridStub) -> None:

@@ -15,13 +15,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from newsletter.audience.addresses import address_key
 from newsletter.audience.tokens import SealedTokens
-from newsletter.errors import ConfigError
+from newsletter.errors import ConfigError, UserError
 
 SECRET_ENV = "NEWSLETTER_UNSUBSCRIBE_SECRET"
 MIN_SECRET_CHARS = 16
@@ -29,6 +32,42 @@ TOKEN_PARAMETER = "t"
 # The links of issues sent before sealed tokens: 128 bits of an HMAC-SHA256.
 LEGACY_TOKEN_BYTES = 16
 _LEGACY_DOMAIN = b"newsletter-unsubscribe-v1"
+# Without NEWSLETTER_UNSUBSCRIBE_SECRET, rehearsals and `newsletter serve` on the same
+# machine share this workspace's own key, so the links of outbox files work locally.
+LOCAL_SECRET_FILE = ".newsletter-secret"
+
+
+def local_secret(workspace: Path) -> str:
+    """This workspace's own key, made once (readable by its owner only)."""
+    path = workspace / LOCAL_SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the workspace key ({exc.strerror})",
+            where=path,
+            fix=f"set {SECRET_ENV} in .env instead, or make the workspace writable",
+        ) from None
+    else:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    try:
+        value = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"cannot read the workspace key ({exc})", where=path, fix="delete the file"
+        ) from None
+    if len(value) < MIN_SECRET_CHARS:
+        raise UserError(
+            "the workspace key is too short (an empty or damaged file)",
+            where=path,
+            fix="delete the file: the next command makes a new one",
+        )
+    return value
 
 
 @dataclass(frozen=True)

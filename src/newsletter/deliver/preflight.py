@@ -7,12 +7,16 @@ dry run and test send passes through.
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from newsletter.audience.unsubscribe import SECRET_ENV, UnsubscribeLinks
+from newsletter.audience.unsubscribe import (
+    LOCAL_SECRET_FILE,
+    SECRET_ENV,
+    UnsubscribeLinks,
+    local_secret,
+)
 from newsletter.deliver.backends import capabilities
 from newsletter.errors import ChecksFailed
 
@@ -136,7 +140,9 @@ def unsubscribe_links(
     warnings.append(
         missing.line()
         if not writes_files
-        else f"{SECRET_ENV} is not set: the outbox's unsubscribe links are signed with a "
-        "throwaway key (set it in .env before a real send)"
+        else f"{SECRET_ENV} is not set: the outbox's unsubscribe links are signed with this "
+        f"workspace's own key in {LOCAL_SECRET_FILE} (set it in .env before a real send)"
     )
-    return UnsubscribeLinks(newsletter.unsubscribe_url, newsletter.list_name, secrets.token_hex(32))
+    return UnsubscribeLinks(
+        newsletter.unsubscribe_url, newsletter.list_name, local_secret(settings.workspace)
+    )
