@@ -71,6 +71,22 @@ def open_database(path: Path, *, scratch_copy: bool = False) -> sqlite3.Connecti
     return conn
 
 
+def connect_checked(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """Another connection to a database `open_database` has already checked and migrated.
+
+    For long-running servers: one per worker thread, without the integrity scan each time.
+    """
+    if path.is_file() and not _writable(path):
+        return _open_read_only(path)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        _configure(conn)
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    except sqlite3.Error as exc:
+        raise _unusable(exc, path) from None
+    return conn
+
+
 def _writable(path: Path) -> bool:
     # WAL needs to create its -wal and -shm files beside the database.
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
