@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from starlette.requests import Request
 
 MAX_FIELDS = 20
@@ -18,6 +20,8 @@ async def read_form(request: Request) -> dict[str, str]:
         raise BadForm(f"a form is posted as application/x-www-form-urlencoded, not {content_type}")
     if not content_type:
         return {} if not await request.body() else _refuse("a form needs a Content-Type")
+    if content_type == "application/x-www-form-urlencoded":
+        return _urlencoded(await request.body())
     try:
         form = await request.form(max_files=0, max_fields=MAX_FIELDS)
     except Exception as exc:  # python-multipart and Starlette raise several kinds
@@ -28,6 +32,26 @@ async def read_form(request: Request) -> dict[str, str]:
             raise BadForm("files are not accepted")
         if "\ufffd" in value or "\x00" in value:
             raise BadForm("the form is not UTF-8 text")
+        fields.setdefault(name, value)
+    return fields
+
+
+def _urlencoded(body: bytes) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=False,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise BadForm("the form is not UTF-8 text, or has too many fields") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if "\x00" in value:
+            raise BadForm("the form holds a NUL character")
         fields.setdefault(name, value)
     return fields
 

@@ -76,7 +76,7 @@ def _sign_up(context: WebContext, email: str, name: str, ip: str) -> bool:
 async def subscribe(request: Request) -> Response:
     context: WebContext = request.app.state.context
     settings = context.settings
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return _form_page(context, request)
     try:
         form = await read_form(request)
@@ -130,7 +130,7 @@ async def confirm(request: Request) -> Response:
             error=True,
         )
     address = read[0]
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         token, fresh = form_token(context, request)
         response = page(
             settings,

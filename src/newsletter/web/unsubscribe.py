@@ -53,7 +53,7 @@ async def unsubscribe(request: Request) -> Response:
     context: WebContext = request.app.state.context
     settings = context.settings
     target = _target(context, request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         if target is None:
             return message_page(settings, "Link not valid", _INVALID, status=400, error=True)
         status = await run_in_threadpool(_status, context, target.address)
