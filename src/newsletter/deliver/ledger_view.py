@@ -63,7 +63,7 @@ class LedgerView:
             "JOIN ledger_issues AS i ON i.id = b.issue_id "
             "WHERE b.state = 'sent' AND b.finished IS NOT NULL "
             f"AND coalesce(b.backend, '') NOT IN ({placeholders}) "
-            "GROUP BY i.slug ORDER BY 2 DESC, 1",
+            "GROUP BY i.slug ORDER BY 2 DESC, min(b.id) DESC",
             tuple(rehearsals),
         ).fetchall()
         return [(str(slug), str(first)) for slug, first in rows]

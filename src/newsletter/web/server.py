@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import uvicorn
 
 from newsletter.config import Settings
 from newsletter.errors import UserError
 
 LOOPBACK_NAMES = ("localhost",)
+
+
+class QuietServer(uvicorn.Server):
+    """Ctrl-C or SIGTERM stop the server cleanly and the command exits 0.
+
+    uvicorn re-raises the signal after shutting down, which would end the process with a
+    traceback (SIGINT) or as killed (SIGTERM).
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def is_loopback(host: str) -> bool:
@@ -50,8 +72,6 @@ def bind(host: str, port: int) -> socket.socket:
 
 def run(settings: Settings, host: str, port: int, say: Callable[[str], None]) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
-    import uvicorn
-
     from newsletter.web.app import LOOPBACK_HOSTS, create_app
 
     extra = LOOPBACK_HOSTS if is_loopback(host) else ()
@@ -69,6 +89,7 @@ def run(settings: Settings, host: str, port: int, say: Callable[[str], None]) ->
     bound_port = sock.getsockname()[1]
     say(f"serving {settings.file.newsletter.name} on http://{host}:{bound_port}/ (Ctrl-C stops)")
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        QuietServer(config).run(sockets=[sock])
     finally:
         sock.close()
+    say("stopped")
