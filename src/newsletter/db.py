@@ -79,7 +79,13 @@ def connect_checked(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sq
     if path.is_file() and not _writable(path):
         return _open_read_only(path)
     try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        # check_same_thread off: the server closes every worker's connection at shutdown.
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,
+            timeout=busy_timeout_ms / 1000,
+            check_same_thread=False,
+        )
         _configure(conn)
         conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
     except sqlite3.Error as exc:
@@ -103,6 +109,7 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
             uri=True,
             isolation_level=None,
             timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,  # a server closes its workers' connections itself
         )
     except sqlite3.Error as exc:
         raise _unusable(exc, path) from None

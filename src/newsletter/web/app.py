@@ -6,10 +6,11 @@ webhook; it needs no generated API schema, and Starlette is the part of FastAPI 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -27,7 +28,7 @@ from newsletter.config import Settings
 from newsletter.db import explain
 from newsletter.errors import LockBusy, NewsletterError
 from newsletter.web.archive_routes import routes as archive_routes
-from newsletter.web.context import WebContext
+from newsletter.web.context import WEB_BUSY_TIMEOUT_MS, WebContext
 from newsletter.web.pages import message_page
 from newsletter.web.security import WEBHOOK_PREFIX, Guard
 from newsletter.web.signup import routes as signup_routes
@@ -43,9 +44,10 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     extra_hosts: Iterable[str] = (),
+    busy_timeout_ms: int = WEB_BUSY_TIMEOUT_MS,
 ) -> ASGIApp:
     """The whole application for one workspace; `extra_hosts` adds Host names to answer."""
-    context = WebContext.load(settings, clock)
+    context = WebContext.load(settings, clock, busy_timeout_ms)
     routes: list[BaseRoute] = [
         Route("/healthz", health, methods=["GET"]),
         *unsubscribe_routes,
@@ -55,8 +57,15 @@ def create_app(
     ]
     if context.base_path:
         routes = [Mount(context.base_path, routes=routes)]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        context.close()
+
     app = Starlette(
         routes=routes,
+        lifespan=lifespan,
         exception_handlers={
             HTTPException: _http_error,
             NewsletterError: _unavailable,

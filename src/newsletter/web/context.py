@@ -25,15 +25,23 @@ class WebContext:
     # True when the links are signed with NEWSLETTER_UNSUBSCRIBE_SECRET (as real sends are).
     secret_from_env: bool = False
     _secret: str = field(default="", repr=False)
+    busy_timeout_ms: int = WEB_BUSY_TIMEOUT_MS
     _local: threading.local = field(default_factory=threading.local, repr=False)
+    _opened: list[sqlite3.Connection] = field(default_factory=list, repr=False)
+    _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def load(cls, settings: Settings, clock: Callable[[], float] = time.time) -> WebContext:
+    def load(
+        cls,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        busy_timeout_ms: int = WEB_BUSY_TIMEOUT_MS,
+    ) -> WebContext:
         """Check and migrate the database once, then serve from per-thread connections."""
         open_database(settings.database_path).close()
         configured = settings.secrets.unsubscribe_secret
         secret = configured.get_secret_value() if configured else local_secret(settings.workspace)
-        return cls(settings, clock, configured is not None, secret)
+        return cls(settings, clock, configured is not None, secret, busy_timeout_ms)
 
     @property
     def links(self) -> UnsubscribeLinks:
@@ -54,8 +62,21 @@ class WebContext:
         return urlsplit(base).path.rstrip("/") if base else ""
 
     def db(self) -> sqlite3.Connection:
+        """This worker thread's connection (opened on first use, closed by `close`)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect_checked(self.settings.database_path, busy_timeout_ms=WEB_BUSY_TIMEOUT_MS)
+            conn = connect_checked(
+                self.settings.database_path, busy_timeout_ms=self.busy_timeout_ms
+            )
             self._local.conn = conn
+            with self._guard:
+                self._opened.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every connection the worker threads opened (at server shutdown)."""
+        with self._guard:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+        self._local = threading.local()

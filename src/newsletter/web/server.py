@@ -83,7 +83,7 @@ def run(settings: Settings, host: str, port: int, say: Callable[[str], None]) ->
         access_log=False,  # its lines carry query strings, which carry tokens
         proxy_headers=False,  # the application applies [web] trusted_proxies itself
         server_header=False,
-        lifespan="off",
+        lifespan="on",
         log_level="warning",
     )
     bound_port = sock.getsockname()[1]
