@@ -137,6 +137,14 @@ def matching(records: list[Record], expected: Record, index: int) -> Record:
     return records[index] if index < len(records) else dict.fromkeys(FIELDS)
 
 
+def guarded(call: Callable[[], Any], nothing: Any) -> Any:
+    """A tool that refuses an input (raises) gave nothing for it."""
+    try:
+        return call()
+    except Exception:
+        return nothing
+
+
 # --- scoring --------------------------------------------------------------------------------------
 
 
@@ -172,7 +180,8 @@ def run(shared: Path) -> tuple[dict[str, Tally], dict[str, list[str]], float]:
         raw = (fixtures / page["file"]).read_bytes()
         url = page.get("url_hint")
         for name, tool in (("ours/pages", ours_page), ("trafilatura", trafilatura_page)):
-            tallies[name].add(tool(raw, url), page["expected"], misses[name], page["file"])
+            record = guarded(lambda tool=tool: tool(raw, url), dict.fromkeys(FIELDS))
+            tallies[name].add(record, page["expected"], misses[name], page["file"])
     for feed in spec["feeds"]:
         raw = (fixtures / feed["file"]).read_bytes()
         url = feed.get("url_hint")
@@ -180,9 +189,11 @@ def run(shared: Path) -> tuple[dict[str, Tally], dict[str, list[str]], float]:
             ("ours/feeds", ours_feed),
             ("feedparser", feedparser_feed),
         )
+        # A feed with no items (not a feed at all) counts as one item whose fields are all null.
+        expected_items = feed["items"] or [dict.fromkeys(FIELDS)]
         for name, feed_tool in tools:
-            records = feed_tool(raw, url, feed["file"])
-            for index, expected in enumerate(feed["items"]):
+            records = guarded(lambda feed_tool=feed_tool: feed_tool(raw, url, feed["file"]), [])
+            for index, expected in enumerate(expected_items):
                 label = f"{feed['file']}#{index + 1}"
                 tallies[name].add(matching(records, expected, index), expected, misses[name], label)
     return tallies, misses, time.perf_counter() - started
