@@ -137,10 +137,10 @@ def matching(records: list[Record], expected: Record, index: int) -> Record:
     return records[index] if index < len(records) else dict.fromkeys(FIELDS)
 
 
-def guarded(call: Callable[[], Any], nothing: Any) -> Any:
+def guarded(nothing: Any, tool: Callable[..., Any], *args: Any) -> Any:
     """A tool that refuses an input (raises) gave nothing for it."""
     try:
-        return call()
+        return tool(*args)
     except Exception:
         return nothing
 
@@ -180,7 +180,7 @@ def run(shared: Path) -> tuple[dict[str, Tally], dict[str, list[str]], float]:
         raw = (fixtures / page["file"]).read_bytes()
         url = page.get("url_hint")
         for name, tool in (("ours/pages", ours_page), ("trafilatura", trafilatura_page)):
-            record = guarded(lambda tool=tool: tool(raw, url), dict.fromkeys(FIELDS))
+            record = guarded(dict.fromkeys(FIELDS), tool, raw, url)
             tallies[name].add(record, page["expected"], misses[name], page["file"])
     for feed in spec["feeds"]:
         raw = (fixtures / feed["file"]).read_bytes()
@@ -192,7 +192,7 @@ def run(shared: Path) -> tuple[dict[str, Tally], dict[str, list[str]], float]:
         # A feed with no items (not a feed at all) counts as one item whose fields are all null.
         expected_items = feed["items"] or [dict.fromkeys(FIELDS)]
         for name, feed_tool in tools:
-            records = guarded(lambda feed_tool=feed_tool: feed_tool(raw, url, feed["file"]), [])
+            records = guarded([], feed_tool, raw, url, feed["file"])
             for index, expected in enumerate(expected_items):
                 label = f"{feed['file']}#{index + 1}"
                 tallies[name].add(matching(records, expected, index), expected, misses[name], label)
