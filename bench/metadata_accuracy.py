@@ -141,7 +141,8 @@ def guarded(nothing: Any, tool: Callable[..., Any], *args: Any) -> Any:
     """A tool that refuses an input (raises) gave nothing for it."""
     try:
         return tool(*args)
-    except Exception:
+    except Exception as error:
+        print(f"  ({tool.__name__} refused {args[-1] if len(args) > 2 else ''}: {error!r:.120})")
         return nothing
 
 
