@@ -5,7 +5,8 @@ byline markup on the page; an organisation only where no person is named.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from newsletter.collect.readers.html_values import (
     byline_names,
@@ -14,9 +15,6 @@ from newsletter.collect.readers.html_values import (
     names_of,
     organisation_names,
 )
-
-if TYPE_CHECKING:
-    from newsletter.collect.readers.html_page import Page
 
 AUTHOR_META = ("author", "article:author", "article_author", "sailthru.author", "dc.creator", "byl")
 PARSELY_AUTHORS = (("parsely-page", "author"), ("parsely-metadata", "author_nickname"))
@@ -36,33 +34,38 @@ def credits_in_byline(tree: Any) -> bool:
     return False
 
 
-def page_author(page: Page) -> str | None:
-    """Declared bylines first; the page's byline markup; trafilatura's guess only when the
-    page declares none at all."""
-    organisations = page.organisation_names()
+def page_author(
+    article: dict[str, Any],
+    metas: dict[str, str],
+    tree: Any,
+    organisations: set[str],
+    guess: Callable[[], str | None],
+) -> str | None:
+    """Declared bylines first (the article node, meta tags, Parse.ly); the page's byline
+    markup; `guess` (trafilatura's) only when the page declares none at all."""
     declared = [
-        names_of(page.article.get("author")),
-        names_of(page.article.get("creator")),
-        *([page.metas[name]] for name in AUTHOR_META if name in page.metas),
-        [page.metas.get("parsely-author") or ""],
-        *([json_field(page.metas.get(meta), key) or ""] for meta, key in PARSELY_AUTHORS),
+        names_of(article.get("author")),
+        names_of(article.get("creator")),
+        *([metas[name]] for name in AUTHOR_META if name in metas),
+        [metas.get("parsely-author") or ""],
+        *([json_field(metas.get(meta), key) or ""] for meta, key in PARSELY_AUTHORS),
     ]
     declared = [names for names in declared if any(n.strip() for n in names)]
-    shown = named_people(byline_names(page.tree), organisations)
+    shown = named_people(byline_names(tree), organisations)
     for names in declared:
         if people := named_people(names, organisations):
             # A declared list cut short ("creator": the first of five): the byline has them all.
-            if set(people) < set(shown) and not credits_in_byline(page.tree):
+            if set(people) < set(shown) and not credits_in_byline(tree):
                 return ", ".join(shown)
             return ", ".join(people)
     if shown:
         return ", ".join(shown)
     # An organisation (not the site itself) as author only where no person is named.
-    for value in (page.article.get("author"), page.article.get("creator")):
+    for value in (article.get("author"), article.get("creator")):
         if orgs := named_people(organisation_names(value), organisations):
             return ", ".join(orgs)
     if declared:
         return None
-    guessed = page._extracted("author")
+    guessed = guess()
     people = named_people([guessed], organisations) if guessed else []
     return ", ".join(people) or None

@@ -140,12 +140,10 @@ def paragraphs(tree: Any, start: Any | None, limit: int, title: str | None = Non
     """The first paragraphs of running text after the headline."""
     found: list[str] = []
     seen_title = (title or "").casefold()
-    # Paragraphs first; text held directly in <div>s (forums, old CMSs) only where there are none.
-    tag = "p" if any(e.tag == "p" for e in _after(tree, start, TEXT_CHROME)) else "div"
     for element in _after(tree, start, TEXT_CHROME):
         if _in_caption(element):
             continue
-        if element.tag == "p" or (tag == "div" and _is_text_block(element)):
+        if element.tag == "p" or _is_text_block(element):
             text = squash(element.text_content())
             if len(text) >= 40 and text.casefold() != seen_title and not _is_credit(text):
                 found.append(text)
@@ -195,9 +193,12 @@ def _in_caption(element: Any) -> bool:
     return False
 
 
+TEXT_BOX = re.compile(r"text|content|body|message|post|entry", re.IGNORECASE)
+
+
 def _is_text_block(element: Any) -> bool:
-    """A <div> holding text directly (forum posts, old CMSs), not a layout box."""
-    if element.tag != "div" or len(element) > 8:
+    """A <div> holding a post's text directly (forums, old CMSs), not a layout box."""
+    if element.tag != "div" or len(element) > 8 or not TEXT_BOX.search(element.get("class") or ""):
         return False
     return len(squash(element.text or "")) >= 40
 
@@ -207,8 +208,10 @@ def _is_credit(text: str) -> bool:
 
 
 def lead_image(tree: Any, start: Any | None) -> tuple[str, str] | None:
-    """The first real picture after the headline: src and alt."""
-    for element in _after(tree, start):
+    """The picture just above the headline (a featured image), else the first one after it."""
+    shared = {start, *start.iterancestors()} if start is not None else set()
+    above = [e for e in _before(start, levels=2, limit=15) if not _in_chrome(e, shared, CHROME)]
+    for element in [*above, *_after(tree, start)]:
         if element.tag != "img":
             continue
         src = _image_source(element)

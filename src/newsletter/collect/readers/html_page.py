@@ -390,7 +390,13 @@ class Page:
 
     @cached_property
     def _author(self) -> str | None:
-        return page_author(self)
+        return page_author(
+            self.article,
+            self.metas,
+            self.tree,
+            self.organisation_names(),
+            lambda: self._extracted("author"),
+        )
 
     def author(self) -> str | None:
         return self._author

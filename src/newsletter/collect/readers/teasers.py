@@ -24,9 +24,9 @@ AFTER_HEADLINE = re.compile(r"^\s*([-–—:|.]|(by|von|por|par)\s|\d)", re.IGNO
 REPEATED = re.compile(r"(\b[^.!?]{8,120}?[.!?]?)(?:\s*\1){2,}", re.IGNORECASE)
 BYLINE_START = re.compile(r"^(?:by|von|por|par)\s+", re.IGNORECASE)
 CONTENT_WORD = re.compile(r"\w{5,}")
-SITE_OVERLAP = (
-    0.2  # share of a description's words found in the article below which it is the site's
-)
+# Below this share of its words found in the headline and first paragraphs, a description
+# is the site's template text ("Immer aktuelle Apple-News, Tipps, Tricks ...").
+SITE_OVERLAP = 0.34
 
 
 def clean_teaser(text: str, title: str | None = None, author: str | None = None) -> str:
@@ -58,6 +58,6 @@ def is_site_description(text: str, title: str | None, body: str) -> bool:
         return True
     words = {w.casefold() for w in CONTENT_WORD.findall(text)}
     known = {w.casefold() for w in CONTENT_WORD.findall(f"{title or ''} {body}")}
-    if len(words) < 5 or len(known) < 10:
+    if len(words) < 5 or len(known) < 8:
         return False
     return len(words & known) / len(words) < SITE_OVERLAP
