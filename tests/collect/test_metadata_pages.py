@@ -101,6 +101,20 @@ def test_hand_written_bylines() -> None:
     assert page_metadata(page, URL).author == "Jeff Foust"
 
 
+def test_byline_in_the_first_line_of_the_text() -> None:
+    page = html(
+        '<meta property="og:title" content="لقاء مع الكاتب">',
+        "<h1>لقاء مع الكاتب</h1><p>حوار: سارة أحمد</p><p>" + "نص المقابلة الطويل. " * 5 + "</p>",
+        lang="ar",
+    )
+    assert page_metadata(page, URL).author == "سارة أحمد"
+    page = html(
+        '<meta property="og:title" content="Bridge">',
+        "<h1>Bridge</h1><p>By the way, the bridge is closed for the whole winter season.</p>",
+    )
+    assert page_metadata(page, URL).author is None
+
+
 # --- images ---------------------------------------------------------------------------------
 
 

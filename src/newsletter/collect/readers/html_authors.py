@@ -34,15 +34,35 @@ def credits_in_byline(tree: Any) -> bool:
     return False
 
 
+# A byline opening the text: "By Ann Lee", "Von Ann Lee", "حوار: NAME" (interview), "بقلم NAME".
+TEXT_BYLINE = re.compile(
+    r"^\s*(?:by|von|por|par|text|texto|interview|entrevista|حوار|بقلم|كتب|كتبت|إعداد)\s*[:：]?\s*"
+    r"(?P<name>[^\W\d_][\w'’.-]*(?:\s+[^\W\d_][\w'’.-]*){0,3})"
+    r"(?=\s*(?:$|[-–—|,،.:\n]))",
+    re.IGNORECASE,
+)
+
+
+def text_byline(lines: list[str]) -> str | None:
+    """The name in a byline that opens the article's text, if its first line is one."""
+    for line in lines[:2]:
+        match = TEXT_BYLINE.match(line[:80])
+        name = match.group("name").strip() if match else ""
+        # Names in cased scripts are capitalised: "By the way, ..." is no byline.
+        if name and not any(word[0].islower() for word in name.split()):
+            return name
+    return None
+
+
 def page_author(
     article: dict[str, Any],
     metas: dict[str, str],
     tree: Any,
     organisations: set[str],
-    guess: Callable[[], str | None],
+    first_lines: Callable[[], list[str]],
 ) -> str | None:
     """Declared bylines first (the article node, meta tags, Parse.ly); the page's byline
-    markup; `guess` (trafilatura's) only when the page declares none at all."""
+    markup; a byline opening the text; an organisation only where no person is named."""
     declared = [
         names_of(article.get("author")),
         names_of(article.get("creator")),
@@ -66,6 +86,6 @@ def page_author(
             return ", ".join(orgs)
     if declared:
         return None
-    guessed = guess()
-    people = named_people([guessed], organisations) if guessed else []
+    found = text_byline(first_lines())
+    people = named_people([found], organisations) if found else []
     return ", ".join(people) or None

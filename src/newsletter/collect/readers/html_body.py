@@ -136,7 +136,9 @@ def _in_chrome(element: Any, shared: set[Any], chrome: re.Pattern[str]) -> bool:
     return False
 
 
-def paragraphs(tree: Any, start: Any | None, limit: int, title: str | None = None) -> list[str]:
+def paragraphs(
+    tree: Any, start: Any | None, limit: int, title: str | None = None, min_length: int = 40
+) -> list[str]:
     """The first paragraphs of running text after the headline."""
     found: list[str] = []
     seen_title = (title or "").casefold()
@@ -145,7 +147,7 @@ def paragraphs(tree: Any, start: Any | None, limit: int, title: str | None = Non
             continue
         if element.tag == "p" or _is_text_block(element):
             text = squash(element.text_content())
-            if len(text) >= 40 and text.casefold() != seen_title and not _is_credit(text):
+            if len(text) >= min_length and text.casefold() != seen_title and not _is_credit(text):
                 found.append(text)
                 if len(found) >= limit:
                     break

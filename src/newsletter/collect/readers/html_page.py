@@ -395,7 +395,7 @@ class Page:
             self.metas,
             self.tree,
             self.organisation_names(),
-            lambda: self._extracted("author"),
+            lambda: html_body.paragraphs(self.tree, self.heading, 2, min_length=3),
         )
 
     def author(self) -> str | None:

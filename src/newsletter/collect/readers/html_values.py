@@ -139,9 +139,16 @@ BYLINE_PATHS = (
     ".//*[contains(concat(' ', normalize-space(@class), ' '), ' byline ')]//a",
     ".//*[contains(concat(' ', normalize-space(@class), ' '), ' byline ')]",
     ".//*[contains(concat(' ', normalize-space(@class), ' '), ' author-name ')]",
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), ' vcard ')]"
+    "[contains(concat(' ', normalize-space(@class), ' '), ' author ')]",
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), '-author ')]",
     ".//*[contains(concat(' ', normalize-space(@class), ' '), ' field-field-contributor ')]",
     ".//*[contains(@class, 'contributor')]//a",
 )
+
+
+# Boxes named like bylines that credit a photo or belong to a comment.
+NOT_A_BYLINE = re.compile(r"img|image|photo|foto|credit|caption|comment", re.IGNORECASE)
 
 
 def byline_names(tree: Any) -> list[str]:
@@ -149,6 +156,8 @@ def byline_names(tree: Any) -> list[str]:
     for path in BYLINE_PATHS:
         names = []
         for node in tree.xpath(path):
+            if NOT_A_BYLINE.search(node.get("class") or ""):
+                continue
             text = (node.get("content") or "") if node.tag == "meta" else node.text_content()
             text = re.sub(r"\s+", " ", text).strip()
             if text and len(text) <= 80:
@@ -190,7 +199,7 @@ def named_people(raw_names: list[str], organisations: set[str]) -> list[str]:
             ).strip()
             # "Jeff Foust Monday, November 3" -> "Jeff Foust", "November 3"; not "April Bernard"
             name = "" if _ONLY_DATE.fullmatch(name) else _GLUED_DATE.sub("", name)
-            name = name.strip(" -–—·:")
+            name = re.sub(r"\s*@\w+", "", name).strip(" -–—·:")  # "Ann Lee @annlee"
             if (
                 not name
                 or name.startswith(("@", "www."))
