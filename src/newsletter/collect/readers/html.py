@@ -1,8 +1,8 @@
 """Article pages (.html files and URLs): what a teaser card needs, from the page's own metadata.
 
 Order of trust: the metadata the publisher wrote for sharing (OpenGraph, Twitter cards,
-JSON-LD, microdata, microformats, read with lxml; <link rel=canonical>, <meta>), then trafilatura,
-which reads the article text itself, for what is still missing.
+JSON-LD, microdata, microformats, <link rel=canonical>, <meta>) checked against what a reader
+sees after the headline (html_page, html_body); trafilatura only for what is still missing.
 """
 
 from __future__ import annotations
@@ -17,37 +17,6 @@ from newsletter.collect.readers.base import (
     make_article,
 )
 from newsletter.errors import SourceError
-
-ARTICLE_TYPES = {
-    "article",
-    "newsarticle",
-    "blogposting",
-    "reportagenewsarticle",
-    "analysisnewsarticle",
-    "opinionnewsarticle",
-    "scholarlyarticle",
-    "techarticle",
-    "report",
-    "posting",
-    "socialmediaposting",
-    "liveblogposting",
-    "h-entry",
-}
-AUTHOR_META = ("author", "article:author", "article_author", "sailthru.author", "dc.creator", "byl")
-DATE_META = (
-    "article:published_time",
-    "og:published_time",
-    "datepublished",
-    "pubdate",
-    "publishdate",
-    "date",
-    "dc.date",
-    "dc.date.issued",
-    "dcterms.created",
-    "dcterms.issued",
-    "sailthru.date",
-    "parsely-pub-date",
-)
 
 
 @dataclass(frozen=True)

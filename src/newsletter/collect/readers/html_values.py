@@ -1,11 +1,10 @@
 """Values out of a page's metadata: meta tags, structured-data nodes, people, URLs, dates.
 
-Small pure functions the HTML reader uses to turn what extruct and lxml found into teaser fields.
+Small pure functions the HTML reader uses to turn what lxml found into teaser fields.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections.abc import Iterator
@@ -237,18 +236,6 @@ def absolute(href: str | None, base: str | None) -> str | None:
         href = f"{scheme or 'https'}:{href}"
     resolved = urljoin(base, href) if base else href
     return resolved if re.match(r"^https?://[^/\s]+\.[^/\s]+", resolved) else None
-
-
-def iso_date(value: str | None) -> dt.date | None:
-    if not value:
-        return None
-    match = re.match(r"^\s*(\d{4})-?(\d{2})-?(\d{2})", value)
-    if not match:
-        return None
-    try:
-        return dt.date(*(int(part) for part in match.groups()))
-    except ValueError:
-        return None
 
 
 def json_field(raw: str | None, key: str) -> str | None:
