@@ -20,6 +20,7 @@ from newsletter.collect.readers.base import (
     plain_text,
     squash,
 )
+from newsletter.collect.readers.decode import repair_utf8
 from newsletter.collect.readers.feed_links import RawItem, item_address, raw_feed
 from newsletter.collect.readers.images import is_tracking_image
 from newsletter.collect.readers.teasers import clean_teaser
@@ -90,12 +91,13 @@ def read_feed(document: Document) -> tuple[list[FeedItem], int, str | None]:
     import feedparser
 
     headers = {"content-location": document.base_url} if document.base_url else {}
-    parsed = feedparser.parse(document.content, response_headers=headers)
+    content = repair_utf8(document.content, document.charset)
+    parsed = feedparser.parse(content, response_headers=headers)
     entries = [entry for entry in parsed.entries if _has_content(entry)]
     if not entries:
         raise _empty_feed_error(document, parsed)
     feed_author = _feed_author(parsed)
-    raw = raw_feed(document.content)
+    raw = raw_feed(content)
     # The XML's items in document order, when they line up with feedparser's entries.
     raw_items: dict[int, RawItem] = {}
     if raw is not None and len(raw.items) == len(parsed.entries):
