@@ -41,7 +41,7 @@ def test_a_utf8_feed_with_one_stray_byte_is_still_utf8() -> None:
     at = content.index(b"<item>")
     found = parse(content[:at] + b"<!-- caf\xe9 -->" + content[at:])
     assert found[0].title == "Analytici Goldman Sachs zvýšili odhad rastu ekonomiky USA"
-    latin1 = '<?xml version="1.0" encoding="iso-8859-1"?>'.encode() + rss(
+    latin1 = b'<?xml version="1.0" encoding="iso-8859-1"?>' + rss(
         "<item><title>Caf\u00e9 M\u00fcller</title><link>https://x.org/a</link></item>"
     )[21:].decode().encode("latin-1")
     assert parse(latin1)[0].title == "Café Müller"  # a real Latin-1 feed stays Latin-1
