@@ -324,7 +324,9 @@ class Page:
             host = (urlsplit(address or "").hostname or "").removeprefix("www.")
             if host:
                 parts = host.split(".")
-                labels.update({host, parts[-2] if len(parts) >= 2 else parts[0]})
+                # bbc.co.uk -> bbc, not co
+                second_level = len(parts) >= 3 and parts[-2] in ("co", "com", "org", "net", "ac")
+                labels.update({host, parts[-3] if second_level else parts[max(0, len(parts) - 2)]})
         return labels
 
     # --- image --------------------------------------------------------------------------------
