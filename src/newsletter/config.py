@@ -352,7 +352,12 @@ def _secrets_from(env: dict[str, str], where: dict[str, str | Path]) -> Secrets:
 
     port = get("SMTP_PORT") or "587"
     if not port.isdigit():
-        raise ConfigError(f"SMTP_PORT={port!r} is not a port number", where=where["SMTP_PORT"])
+        # The value is not shown: a password pasted into the wrong line must not be printed.
+        raise ConfigError(
+            "SMTP_PORT is not a port number",
+            where=where["SMTP_PORT"],
+            fix="write the number alone, e.g. SMTP_PORT=587",
+        )
     key = secret("SENDGRID_API_KEY")
     if key is not None:
         _check_key(key, where["SENDGRID_API_KEY"])
@@ -395,7 +400,9 @@ def _check_host(host: str, where: str | Path) -> None:
         valid = False
     if not valid or not host.isascii() or any(c.isspace() for c in host):
         raise ConfigError(
-            f"SENDGRID_API_HOST={host[:80]!r} is not an http(s) URL",
+            # Not shown: a key pasted into this line must not be printed.
+            "SENDGRID_API_HOST is not an http(s) URL"
+            + (" (it looks like an API key)" if host.startswith("SG.") else ""),
             where=where,
             fix=f"set it to {DEFAULT_SENDGRID_HOST} (or remove it)",
         )

@@ -7,6 +7,7 @@ network is needed. Sends through the real delivery core are in test_schedule_cli
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from newsletter.config import Settings, load_settings
 from newsletter.db import open_database
@@ -454,9 +456,24 @@ def test_the_log_has_the_detail_and_never_the_key(root: Path) -> None:
     run_due(settings, DUE, send=FakeSender(refuse=refusal))
     text = (root / "logs" / "newsletter.log").read_text(encoding="utf-8")
     assert key not in text
-    assert "SendGrid refused the key *** (401)" in text
+    assert "SendGrid refused the key SG.*** (401)" in text
     assert "run at 2026-12-01T07:00:00+00:00: 1 scheduled, 1 due, 0 too late" in text
     assert "run finished: exit 4 (auth)" in text
+
+
+def test_the_log_blots_out_the_key_in_every_quoted_form(root: Path) -> None:
+    key = "SG.secret\u00e9-key\t0123456789"  # a key with an escape-worthy character
+    settings = load_settings(root, environ={"SENDGRID_API_KEY": "SG.placeholder"})
+    settings = settings.model_copy(
+        update={"secrets": settings.secrets.model_copy(update={"sendgrid_api_key": SecretStr(key)})}
+    )
+    plan(settings, "a", "2026-12-01 08:00")
+    refusal = AuthError(f"Invalid header value {key!r} and {json.dumps(key)}")
+    run_due(settings, DUE, send=FakeSender(refuse=refusal))
+    text = (root / "logs" / "newsletter.log").read_text(encoding="utf-8")
+    for form in (key, repr(key)[1:-1], json.dumps(key)[1:-1]):
+        assert form not in text
+    assert "secret" not in text
 
 
 def test_an_unexpected_error_is_one_line_with_the_traceback_in_the_log(
