@@ -190,6 +190,14 @@ def test_idn_domain_is_sent_in_ascii_and_a_non_ascii_local_part_is_one_clear_err
         ("Lee, Kim", "there"),  # the order of the names is unknown
         ("kim@example.org", "there"),
         ("42", "there"),
+        ("Mr Kim Lee", "Kim"),
+        ("Frau Anna Schmidt", "Anna"),
+        ("Prof. Dr. Hans Müller", "Hans"),
+        ("KIM LEE", "Kim"),
+        ("J. R. R. Tolkien", "there"),  # initials: which name is used is unclear
+        ("ACME GmbH", "there"),  # an organisation
+        ("Newsroom Team", "there"),
+        ("Mrs", "there"),
     ],
 )
 def test_a_subscriber_with_only_a_full_name_is_greeted_by_the_given_name(

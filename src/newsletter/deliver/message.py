@@ -96,22 +96,41 @@ def display_name(name: str | None) -> str | None:
 def first_name_of(recipient: RecipientLike) -> str:
     raw = recipient.first_name or _first_name_in(recipient.name or "")
     cleaned = " ".join(_CONTROL.sub(" ", raw).split())[:MAX_FIRST_NAME_CHARS]
-    # A value holding a merge tag must not be expanded again by the service.
-    cleaned = cleaned.replace("%%", "%")
     return cleaned or FALLBACK_FIRST_NAME
+
+
+# Titles before a name, and words that make a name an organisation's (lower case, no dot).
+_HONORIFICS = frozenset(
+    "mr mrs ms miss mx dr prof sir dame herr frau fr hr mme mlle m monsieur madame "
+    "sr sra srta don dona signor signora sig dott ing mag".split()
+)
+_ORGANISATION_WORDS = frozenset(
+    "gmbh ag kg ug inc ltd llc llp plc co corp sa sas sarl srl spa bv nv oy ab as "
+    "team company group gruppe verlag media news".split()
+)
 
 
 def _first_name_in(name: str) -> str:
     """The given name of a plain full name ("Kim Lee" -> Kim, "Dr. Kim Lee" -> Kim).
 
     Only when it is clearly one: no commas or semicolons (whose order of names is unknown),
-    and a word of letters (hyphens and apostrophes allowed); otherwise the fallback greets.
+    not an organisation ("ACME GmbH"), not initials ("J. R. R. Tolkien"), and a word of
+    letters (hyphens and apostrophes allowed); otherwise the fallback greets.
     """
-    if any(mark in name for mark in ",;@"):
+    if any(mark in name for mark in ",;@&"):
         return ""
-    words = [w for w in name.split() if not (w.endswith(".") and len(w) <= 4)]
-    first = words[0] if words else ""
-    return first if first.replace("-", "").replace("'", "").replace("’", "").isalpha() else ""
+    words = name.split()
+    bare = [word.rstrip(".").lower() for word in words]
+    if any(word in _ORGANISATION_WORDS for word in bare):
+        return ""
+    while words and bare[0] in _HONORIFICS:
+        words, bare = words[1:], bare[1:]
+    if len(words) < 1 or len(bare[0]) < 2:  # nothing left, or an initial first
+        return ""
+    first = words[0]
+    if not first.replace("-", "").replace("'", "").replace("’", "").isalpha():
+        return ""
+    return first.capitalize() if first.isupper() else first
 
 
 @dataclass(frozen=True)
