@@ -165,7 +165,8 @@ def explain(error: sqlite3.Error) -> UserError | None:
     text = str(error)
     if "readonly" in text:
         return ReadOnlyDatabase()
-    if "malformed" in text or "not a database" in text:
+    # A damaged record can pass quick_check and only fail when its text is read.
+    if "malformed" in text or "not a database" in text or "Could not decode" in text:
         return DatabaseDamaged(None, text)
     return None
 
