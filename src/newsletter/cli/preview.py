@@ -12,7 +12,9 @@ from newsletter.cli.app import app, info, settings, warn
 @app.command()
 def preview(
     ctx: typer.Context,
-    slug: str = typer.Argument(..., help="The issue to preview (a folder in issues/)."),
+    slug: str = typer.Argument(
+        ..., metavar="SLUG", help="The issue to preview (a folder in issues/)."
+    ),
     port: int = typer.Option(
         8000,
         "--port",

@@ -101,13 +101,19 @@ def first_name_of(recipient: RecipientLike) -> str:
 
 # Titles before a name, and words that make a name an organisation's (lower case, no dot).
 _HONORIFICS = frozenset(
-    "mr mrs ms miss mx dr prof sir dame herr frau fr hr mme mlle m monsieur madame "
-    "sr sra srta don dona signor signora sig dott ing mag".split()
-)
+    {
+        "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "herr", "frau", "fr",
+        "hr", "mme", "mlle", "m", "monsieur", "madame", "sr", "sra", "srta", "don", "dona",
+        "signor", "signora", "sig", "dott", "ing", "mag",
+    }
+)  # fmt: skip
 _ORGANISATION_WORDS = frozenset(
-    "gmbh ag kg ug inc ltd llc llp plc co corp sa sas sarl srl spa bv nv oy ab as "
-    "team company group gruppe verlag media news".split()
-)
+    {
+        "gmbh", "ag", "kg", "ug", "inc", "ltd", "llc", "llp", "plc", "co", "corp", "sa",
+        "sas", "sarl", "srl", "spa", "bv", "nv", "oy", "ab", "as", "team", "company",
+        "group", "gruppe", "verlag", "media", "news",
+    }
+)  # fmt: skip
 
 
 def _first_name_in(name: str) -> str:
