@@ -26,16 +26,19 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def open_database(path: Path, *, scratch_copy: bool = False) -> sqlite3.Connection:
+def open_database(
+    path: Path, *, scratch_copy: bool = False, scan: bool = True
+) -> sqlite3.Connection:
     """Open (creating if needed) the workspace database and bring its schema up to date.
 
     A database the user may read but not write (a read-only mount, a colleague's file) is
     opened read-only, so commands that only read work; a write then fails with one line.
     `scratch_copy`: a caller that writes only to roll back (a dry run) gets an in-memory
-    copy of such a database instead.
+    copy of such a database instead. `scan` off skips the integrity scan, whose time grows
+    with the file: for reports that only read (damage still shows as an error when read).
     """
     if path.is_file() and not _writable(path):
-        conn = _open_read_only(path)
+        conn = _open_read_only(path, scan=scan)
         if not scratch_copy:
             return conn
         copy = sqlite3.connect(":memory:", isolation_level=None)
@@ -60,7 +63,8 @@ def open_database(path: Path, *, scratch_copy: bool = False) -> sqlite3.Connecti
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         _configure(conn)
-        _check_integrity(conn, path)
+        if scan:
+            _check_integrity(conn, path)
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
@@ -98,7 +102,7 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
-def _open_read_only(path: Path) -> sqlite3.Connection:
+def _open_read_only(path: Path, *, scan: bool = True) -> sqlite3.Connection:
     # Without a -shm file beside it, SQLite can read a WAL database read-only only as
     # immutable; nobody can be writing it then, since nobody may create that file.
     shm = path.with_name(path.name + "-shm")
@@ -116,7 +120,8 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
-        _check_integrity(conn, path)
+        if scan:
+            _check_integrity(conn, path)
         pending = _pending_migrations(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()

@@ -206,4 +206,14 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "CREATE INDEX events_issue ON events (issue, event, email_key)",
         ),
     ),
+    (
+        "008_event_indexes",
+        (
+            # `report` counts distinct readers per event from the index alone: people's and
+            # machine opens apart, clicks per link, and opens and clicks per hour.
+            "CREATE INDEX events_kind ON events (issue, event, machine_open, email_key)",
+            "CREATE INDEX events_link ON events (issue, event, url, email_key)",
+            "CREATE INDEX events_time ON events (issue, event, occurred)",
+        ),
+    ),
 )

@@ -75,6 +75,17 @@ class LedgerView:
         ).fetchall()
         return [(str(slug), str(first)) for slug, first in rows]
 
+    def first_sent(self, issue: str, rehearsals: Collection[str] = ()) -> str | None:
+        """When a real backend first had a batch of the issue accepted (UTC, ISO 8601)."""
+        rehearsal = _rehearsal_batch(rehearsals)
+        (first,) = self.conn.execute(
+            "SELECT min(b.finished) FROM batches AS b JOIN ledger_issues AS i "
+            "ON i.id = b.issue_id WHERE i.slug = ? AND b.state = 'sent' "
+            f"AND NOT ({rehearsal})",
+            (issue, *rehearsals),
+        ).fetchone()
+        return None if first is None else str(first)
+
     def counts(self, issue: str, rehearsals: Collection[str] = ()) -> dict[str, int]:
         """Rows per state for the issue; every state present, zeros included.
 
