@@ -6,6 +6,7 @@ from newsletter.cli import collect as collect
 from newsletter.cli import deliver as deliver
 from newsletter.cli import preview as preview
 from newsletter.cli import schedule as schedule
+from newsletter.cli import templates as templates
 from newsletter.cli.app import app, main
 
 __all__ = ["app", "main"]

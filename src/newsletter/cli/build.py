@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def init(
     directory: Path = typer.Argument(Path("."), help="Where to create the workspace."),
 ) -> None:
-    """Scaffold a workspace: newsletter.toml, templates/, issues/, .env.example.
+    """Scaffold a workspace: newsletter.toml, issues/, an empty templates/, .env.example.
 
     Example:  newsletter init my-newsletter
     """
