@@ -8,6 +8,8 @@ import typer
 
 from newsletter.cli.app import app, info, settings, warn
 
+IMAGE_CACHE = ".image-cache"
+
 
 @app.command()
 def preview(
@@ -27,7 +29,13 @@ def preview(
         None,
         "--screenshot",
         metavar="DIR",
-        help="Write PNGs at 600px, 375px and 600px dark into DIR and exit (headless Chromium).",
+        help="Write PNGs at 600px and 375px, light and dark, into DIR and exit (headless "
+        "Chromium).",
+    ),
+    offline: bool = typer.Option(
+        False,
+        "--offline",
+        help="Screenshots: fetch no image; use the cached ones, grey placeholders for the rest.",
     ),
 ) -> None:
     """Build, then serve a live preview on 127.0.0.1 that rebuilds and reloads when you save.
@@ -41,11 +49,14 @@ def preview(
         newsletter preview sample --open
 
         newsletter preview sample --screenshot shots/
+
+    Screenshots show the issue's images from build/.image-cache/ (each fetched once from
+    its address; a grey placeholder of its size when offline or unreachable).
     """
     if screenshot is not None:
         if open_browser:
             raise typer.BadParameter("--open needs the server; leave it out with --screenshot")
-        _screenshots(ctx, slug, screenshot)
+        _screenshots(ctx, slug, screenshot, offline)
         return
     _serve(ctx, slug, port, open_browser)
 
@@ -80,8 +91,9 @@ def _shown(path: Path, root: Path) -> Path:
     return path.relative_to(root) if path.is_relative_to(root) else path
 
 
-def _screenshots(ctx: typer.Context, slug: str, directory: Path) -> None:
+def _screenshots(ctx: typer.Context, slug: str, directory: Path, offline: bool) -> None:
     from newsletter.build.output import PREVIEW, make_build, write_build
+    from newsletter.preview.images import ImageCache, fetch_image
     from newsletter.preview.screenshots import find_chromium, take_screenshots
 
     chromium = find_chromium()  # before building: a missing browser should fail fast
@@ -89,8 +101,14 @@ def _screenshots(ctx: typer.Context, slug: str, directory: Path) -> None:
     build = make_build(workspace, slug)
     report = write_build(workspace, build) / PREVIEW
     info(f"wrote {_shown(report, workspace.workspace)}")
-    for path in take_screenshots(build, directory, chromium):
+    cache = ImageCache(
+        workspace.build_dir(slug).parent / IMAGE_CACHE, None if offline else fetch_image
+    )
+    for path in take_screenshots(build, directory, chromium, cache):
         info(f"wrote {path}")
+    if cache.fetched:
+        shown = _shown(cache.directory, workspace.workspace)
+        info(f"fetched {len(cache.fetched)} image(s) into {shown}/")
     errors = sum(finding.level == "error" for finding in build.findings)
     if errors:
         warn(f"{errors} check error(s): see the report or run `newsletter check {slug}`")
