@@ -148,6 +148,7 @@ def test_dark_mode_keeps_the_hierarchy(
         body = _rgb(style("td.nl-title p:not(.nl-meta)", "color"))
         masthead = _rgb(style(".nl-masthead", "color"))
         rule = _rgb(style(".nl-heading", "borderTopColor"))
+        footer_rule = _rgb(style(".nl-rule td", "borderTopColor"))
         button = _rgb(style(".nl-button", "backgroundColor"))
     finally:
         page.context.close()
@@ -156,7 +157,7 @@ def test_dark_mode_keeps_the_hierarchy(
     assert muted == MUTED
     assert len({headline, body, muted, masthead}) == 4, "four distinct levels"
     assert _contrast(muted, background) >= 4.5
-    assert _contrast(rule, background) >= 3
+    assert _contrast(rule, background) >= 3 and _contrast(footer_rule, background) >= 3
     assert _contrast((255, 255, 255), button) >= 4.5
 
 
