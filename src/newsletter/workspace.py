@@ -38,6 +38,7 @@ newsletter.db
 newsletter.db-*
 .newsletter-*.lock
 .newsletter-*.owner
+.newsletter-secret
 """
 
 CONFIG_EXAMPLE = """\
@@ -47,10 +48,20 @@ CONFIG_EXAMPLE = """\
 name = "My Newsletter"
 list_name = "my-newsletter"
 why = "You are receiving this email because you subscribed to My Newsletter."
-web_base_url = "https://example.org/newsletter"   # where web.html is published, per issue
-unsubscribe_url = "https://example.org/unsubscribe"
 language = "en"
 template = "newsletter"                          # templates/<template>.mjml.j2 and .txt.j2
+# Made from [web] base_url unless set here (e.g. to pages you host elsewhere):
+# web_base_url = "https://example.org/archive"   # each issue's web version: <this>/<slug>/
+# unsubscribe_url = "https://example.org/unsubscribe"
+# subscribe_url = "https://example.org/subscribe"
+
+[web]
+# Where `newsletter serve` is reachable from the internet (behind your reverse proxy):
+# the unsubscribe, web-version and signup links are made from it.
+base_url = "https://example.org"
+# trusted_proxies = ["127.0.0.1", "::1"]         # whose X-Forwarded-For/-Proto to believe
+# allowed_hosts = []                             # more Host names to answer besides base_url's
+privacy_note = "We use your address only to send you this newsletter. Unsubscribe with one click."
 
 [sender]
 name = "My Newsletter"

@@ -69,6 +69,43 @@ BAD_INPUTS = [
         id="malformed-yaml",
     ),
     pytest.param(
+        'subject: "Albania raid on Ashraf 3 sparks protests across Europe"',
+        'subject: "Albania raid on Ashraf 3 sparks protests across Europe',
+        "issue.yaml:3: a quoted value is not closed on its line — add the closing quote",
+        id="unclosed-quote-then-quoted-line",
+    ),
+    pytest.param(
+        'sanctions announced"\n        url: https://example.org/placeholder/after',
+        "sanctions announced\n        url: https://example.org/placeholder/after",
+        "issue.yaml:17: a quoted value is not closed on its line",
+        id="unclosed-quote-in-an-article",
+    ),
+    pytest.param(
+        "date: 2026-12-01",
+        "date: '2026-12-01",
+        "issue.yaml:5: a quoted value is not closed on its line",
+        id="unclosed-single-quote",
+    ),
+    pytest.param(
+        "    layout: lead\n",
+        "    layout: lead\n    articles: []\n",
+        "issue.yaml:11: 'articles' is written twice in the same place — keep one of them",
+        id="duplicate-key",
+    ),
+    pytest.param(
+        'preheader: "Rallies',
+        'preheader: 5\nx: "Rallies',
+        "issue.yaml:4: preheader: must be text (it is 5) — correct the value",
+        id="number-for-text",
+    ),
+    pytest.param(
+        '        teaser: "Protests',
+        "        image: {src: https://example.org/a.jpg, alt: Rally, width: 0}\n"
+        '        teaser: "Protests',
+        "sections[0].articles[0].image.width: must be at least 1 (it is 0)",
+        id="number-out-of-range",
+    ),
+    pytest.param(
         'subject: "Albania raid on Ashraf 3 sparks protests across Europe"\n',
         "",
         "issue.yaml:3: subject: is required — add the subject field",

@@ -205,7 +205,7 @@ def test_a_real_send_refuses_the_example_sender_and_postal_address(tmp_path: Pat
     root = _workspace(tmp_path, SENDGRID_API_KEY=KEY)
     config = root / "newsletter.toml"
     text = config.read_text(encoding="utf-8").replace("allow_placeholders = true\n", "")
-    text = text.replace("https://example.org/", "https://news.example-media.eu/")
+    text = text.replace("https://example.org", "https://news.example-media.eu")
     config.write_text(text, encoding="utf-8")
     issue = root / "issues" / "sample" / "issue.yaml"
     issue.write_text(

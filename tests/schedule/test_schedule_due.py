@@ -114,8 +114,9 @@ def test_a_missing_unsubscribe_secret_stops_the_run_at_the_first_issue(
     assert outcome.exit_code == 1  # settings wrong: not 3, one failure per due issue
     assert outcome.stdout == ""
     assert outcome.stderr.splitlines() == [
-        "error: failed sample: .env: NEWSLETTER_UNSUBSCRIBE_SECRET is not set: unsubscribe "
-        "links cannot be signed — set it to a long random string, e.g. "
+        f"error: failed sample: {root / '.env'}: NEWSLETTER_UNSUBSCRIBE_SECRET is not set — "
+        "add NEWSLETTER_UNSUBSCRIBE_SECRET=... to it; unsubscribe links are signed with it; "
+        "use a long random string, e.g. "
         "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
     ]
     assert sendgrid_stub.accepted == []

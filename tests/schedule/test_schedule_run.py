@@ -191,13 +191,35 @@ def test_a_run_killed_mid_batch_resumes_and_leaves_that_batch_unknown(
     finally:
         conn.close()
     result = run_due(settings, DUE, send=FakeSender())
-    assert result.exit_code is ExitCode.SENT
-    assert result.issues[0].line.startswith(
-        "sent a to 3 recipients, 2 left unknown by an interrupted run "
-        "(see `newsletter status a`) (due "
+    # Not complete: the exit code says so, and the line says what to do.
+    assert result.exit_code is ExitCode.PARTLY_FAILED
+    assert result.issues[0].line == (
+        "partly sent a: 3 sent, 2 left unknown by an interrupted run (they may have it) — "
+        "see `newsletter status a`; `newsletter send a --resend-unknown` sends to them again"
     )
     # The interrupted batch may have gone out: never resent, the others are.
     assert counts(settings, "a") == {"sent": 3, "unknown": 2}
+
+
+def test_a_run_that_finds_only_unknown_recipients_left_is_not_a_success(
+    settings: Settings,
+) -> None:
+    plan(settings, "a", "2026-12-01 08:00")
+    conn = open_database(settings.database_path)
+    try:
+        ledger = Ledger(conn)
+        ledger.prepare("a")
+        assert ledger.claim_batch("a", 5) is not None  # everyone, then SIGKILL
+    finally:
+        conn.close()
+
+    result = run_due(settings, DUE, send=FakeSender())
+
+    assert result.exit_code is ExitCode.DELIVERY_FAILED
+    assert result.issues[0].line.startswith(
+        "failed a: 0 sent, 5 left unknown by an interrupted run (they may have it)"
+    )
+    assert counts(settings, "a") == {"unknown": 5}
 
 
 def test_failed_recipients_make_a_partly_failed_run(settings: Settings) -> None:

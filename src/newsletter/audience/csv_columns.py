@@ -77,7 +77,7 @@ STATUS_COLUMNS: dict[str, dict[str, Status]] = {
 # columns (normalised) mark such a file, and say what every row of it is.
 FILE_STATUS_COLUMNS = {"unsubtime": _U, "unsubreason": _U, "cleantime": _B}
 # Which status wins when a row has several: the furthest from active.
-SEVERITY = {_A: 0, _U: 1, _B: 2, _C: 3}
+SEVERITY = {_A: 0, Status.PENDING: 1, _U: 2, _B: 3, _C: 4}
 
 
 def normal_header(header: str) -> str:

@@ -20,6 +20,7 @@ SIZE_WARNING_BYTES = 90_000
 MAX_WIDTH_PX = 600
 PREHEADER_MIN, PREHEADER_MAX = 35, 140
 MAX_LINE_OCTETS = 998
+RUST_ESCAPE = "\\u{"
 # What a client reads from <head>: (meta name, what it is for).
 CLIENT_METAS = (
     ("color-scheme", "dark mode in Apple Mail"),
@@ -49,6 +50,7 @@ class BuiltEmail:
     text: str
     issue: Issue
     tracked_urls: tuple[str, ...]
+    mjml: str = ""
 
 
 Check = Callable[[BuiltEmail, "lxml_html.HtmlElement"], Iterator[Finding]]
@@ -233,6 +235,15 @@ def leftovers(built: BuiltEmail, _: lxml_html.HtmlElement) -> Iterator[Finding]:
     for name, text in (("email.html", built.email_html), ("email.txt", built.text)):
         if "{{" in text or "{%" in text:
             yield _error("leftover", f"{name} contains an unrendered template tag")
+    # mjml-python's Rust escapes of attribute characters; only those the content did not
+    # itself contain count.
+    escapes = built.email_html.count(RUST_ESCAPE) - built.mjml.count(RUST_ESCAPE)
+    if escapes > 0:
+        yield _error(
+            "escape",
+            f"email.html contains {escapes} literal {RUST_ESCAPE}...}} escape(s) from MJML: "
+            "a character in an attribute was not encoded",
+        )
 
 
 @check

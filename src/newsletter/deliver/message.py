@@ -21,7 +21,7 @@ from newsletter.deliver.backends.sendgrid.limits import MAX_CATEGORIES, MAX_CATE
 from newsletter.errors import UserError
 from newsletter.lines import is_multiline
 from newsletter.list_headers import ONE_CLICK, list_unsubscribe
-from newsletter.merge_tags import fill
+from newsletter.merge_tags import fill, neutralise_markers
 
 if TYPE_CHECKING:
     from newsletter.audience.unsubscribe import UnsubscribeLinks
@@ -201,10 +201,11 @@ class Message:
 
     def values(self, recipient: RecipientLike) -> dict[str, str]:
         """The merge-tag values of one recipient, as plain text."""
+        # A subscriber's own data is content too: it must never become a merge tag.
         return {
-            "first_name": first_name_of(recipient),
-            "email": recipient.email,
-            "unsubscribe_url": self.unsubscribe.url(recipient.email),
+            "first_name": neutralise_markers(first_name_of(recipient)),
+            "email": neutralise_markers(recipient.email),
+            "unsubscribe_url": self.unsubscribe.url(recipient.email, self.issue),
         }
 
     def recipient_headers(self, unsubscribe_url: str) -> dict[str, str]:

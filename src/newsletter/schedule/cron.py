@@ -313,6 +313,18 @@ def _send_one(
     return _outcome(item, report, before, now, handover, held)
 
 
+def _incomplete(slug: str, sent: int, before: int, held: int) -> IssueRun:
+    """Everyone was tried, but an interrupted run left some unknown: not complete."""
+    outcome = Outcome.PARTLY if sent or before else Outcome.FAILED
+    had = f", {before:,} had it already" if before else ""
+    line = (
+        f"{outcome.value} {slug}: {sent:,} sent{had}, {held:,} left unknown by an interrupted "
+        f"run (they may have it) — see `newsletter status {slug}`; "
+        f"`newsletter send {slug} --resend-unknown` sends to them again"
+    )
+    return IssueRun(slug, outcome, line, sent)
+
+
 def _outcome(
     item: Schedule,
     report: Summary,
@@ -336,6 +348,8 @@ def _outcome(
     late = now - item.send_at
     timing = "on time" if late < dt.timedelta(minutes=1) else f"{span(late)} late"
     if report.stopped is None and not report.failed and not report.unknown:
+        if held > 0:
+            return _incomplete(slug, report.sent, before, held)
         if not report.sent and not before:
             line = (
                 f"nothing sent {slug}: no active subscriber to send it to — "
