@@ -33,8 +33,8 @@ def test_a_unitless_zero_padding_widens_the_grid_rows(workspace: Path) -> None:
     _override(
         workspace,
         "partials/grid.mjml.j2",
-        'padding="0px 12px 8px" text',
-        'padding="0 12px 8px" text',
+        'padding="0px 12px" text',
+        'padding="0 12px" text',
     )
     errors = _outlook_errors(workspace)
     assert errors == [
