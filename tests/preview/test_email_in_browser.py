@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import re
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from bench.twenty_stories import write_twenty_story_issue
 from newsletter.build.output import make_build
@@ -23,6 +25,8 @@ from newsletter.errors import UserError
 from newsletter.preview.images import Image as CachedImage
 from newsletter.preview.images import ImageCache
 from newsletter.preview.screenshots import find_chromium, launch_browser, open_email
+from newsletter.preview.server import PreviewServer
+from newsletter.preview.session import PreviewSession
 
 pytestmark = pytest.mark.browser
 
@@ -191,3 +195,36 @@ def test_screenshot_pages_show_cached_images_fetched_once(browser: Browser, tmp_
         finally:
             page.context.close()
     assert asked == ["https://images.example.org/p.png"]
+
+
+def test_the_live_preview_serves_the_issues_images_from_the_cache(
+    browser: Browser, workspace: Path, tmp_path: Path
+) -> None:
+    write_twenty_story_issue(workspace)
+    session = PreviewSession(load_settings(workspace), "twenty")
+    session.start()
+    server = PreviewServer(session, port=0, images=ImageCache(tmp_path / "cache", fetch=None))
+    server.start()
+    page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+    page.context.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.startswith(server.url) else route.abort()
+        ),
+    )
+    try:
+        page.goto(server.url)
+        email = page.frame_locator("#email-light")
+        images = email.locator("img")
+        expect(images).to_have_count(20)
+        for index in (0, 1, 19):
+            image = images.nth(index)
+            expect(image).to_have_attribute("src", re.compile(r"^/images/[0-9a-f]{24}$"))
+            image.evaluate("e => e.decode()")
+            assert image.evaluate("e => e.naturalWidth") > 0
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(server.url + "images/" + "0" * 24)
+        assert refused.value.code == 404, "only the issue's own images are served"
+    finally:
+        page.context.close()
+        server.close()

@@ -35,7 +35,7 @@ def preview(
     offline: bool = typer.Option(
         False,
         "--offline",
-        help="Screenshots: fetch no image; use the cached ones, grey placeholders for the rest.",
+        help="Fetch no image: use the cached ones, grey placeholders for the rest.",
     ),
 ) -> None:
     """Build, then serve a live preview on 127.0.0.1 that rebuilds and reloads when you save.
@@ -50,25 +50,30 @@ def preview(
 
         newsletter preview sample --screenshot shots/
 
-    Screenshots show the issue's images from build/.image-cache/ (each fetched once from
-    its address; a grey placeholder of its size when offline or unreachable).
+    The preview and the screenshots show the issue's images from build/.image-cache/ (each
+    fetched once from its address; a grey placeholder of its size when offline or
+    unreachable).
     """
     if screenshot is not None:
         if open_browser:
             raise typer.BadParameter("--open needs the server; leave it out with --screenshot")
         _screenshots(ctx, slug, screenshot, offline)
         return
-    _serve(ctx, slug, port, open_browser)
+    _serve(ctx, slug, port, open_browser, offline)
 
 
-def _serve(ctx: typer.Context, slug: str, port: int, open_browser: bool) -> None:
+def _serve(ctx: typer.Context, slug: str, port: int, open_browser: bool, offline: bool) -> None:
+    from newsletter.preview.images import ImageCache, fetch_image
     from newsletter.preview.server import PreviewServer
     from newsletter.preview.session import PreviewSession
 
     workspace = settings(ctx)
     session = PreviewSession(workspace, slug, say=info, warn=warn)
     session.start()
-    server = PreviewServer(session, port)
+    cache = ImageCache(
+        workspace.build_dir(slug).parent / IMAGE_CACHE, None if offline else fetch_image
+    )
+    server = PreviewServer(session, port, cache)
     if port and server.port != port:
         warn(f"port {port} is in use; using {server.port}")
     folders = (workspace.issue_dir(slug), workspace.path("templates"))

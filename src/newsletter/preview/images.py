@@ -9,6 +9,7 @@ size the email declares stands in, so the layout is still the one readers get.
 from __future__ import annotations
 
 import hashlib
+import html
 import http.client
 import re
 import urllib.request
@@ -101,3 +102,33 @@ class ImageCache:
     def _paths(self, url: str) -> tuple[Path, Path]:
         key = hashlib.sha256(url.encode("utf-8")).hexdigest()
         return self.directory / key, self.directory / f"{key}.type"
+
+
+def image_key(url: str) -> str:
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:24]
+
+
+_SRCDOC = re.compile(r'srcdoc="([^"]*)"')
+_IMG_SRC = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")', re.IGNORECASE)
+
+
+def local_images(page: str, prefix: str = "/images/") -> tuple[str, dict[str, str]]:
+    """`page` with the images of its embedded emails (iframe srcdoc) served from `prefix`.
+
+    Returns the page and the image addresses by key, for the server to answer from a cache.
+    """
+    urls: dict[str, str] = {}
+
+    def local_src(match: re.Match[str]) -> str:
+        url = html.unescape(match.group(2))
+        if not url.startswith(("https://", "http://")):
+            return match.group(0)
+        key = image_key(url)
+        urls[key] = url
+        return f"{match.group(1)}{prefix}{key}{match.group(3)}"
+
+    def rewrite(match: re.Match[str]) -> str:
+        email = _IMG_SRC.sub(local_src, html.unescape(match.group(1)))
+        return f'srcdoc="{html.escape(email, quote=True)}"'
+
+    return _SRCDOC.sub(rewrite, page), urls
