@@ -196,6 +196,9 @@ class Secrets(BaseModel):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
     smtp_ca_file: str | None = None
+    # SendGrid's signed event webhook: the public key it shows (base64 DER), not a secret,
+    # but read from the environment beside the others.
+    sendgrid_webhook_public_key: str | None = None
 
 
 class Settings(BaseModel):
@@ -366,6 +369,7 @@ def _secrets_from(env: dict[str, str], where: dict[str, str | Path]) -> Secrets:
         smtp_password=secret("SMTP_PASSWORD"),
         smtp_starttls=(get("SMTP_STARTTLS") or "true").lower() not in {"0", "false", "no"},
         smtp_ca_file=get("SMTP_CA_FILE"),
+        sendgrid_webhook_public_key=get("SENDGRID_WEBHOOK_PUBLIC_KEY"),
     )
 
 

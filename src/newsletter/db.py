@@ -71,6 +71,28 @@ def open_database(path: Path, *, scratch_copy: bool = False) -> sqlite3.Connecti
     return conn
 
 
+def connect_checked(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """Another connection to a database `open_database` has already checked and migrated.
+
+    For long-running servers: one per worker thread, without the integrity scan each time.
+    """
+    if path.is_file() and not _writable(path):
+        return _open_read_only(path)
+    try:
+        # check_same_thread off: the server closes every worker's connection at shutdown.
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,
+            timeout=busy_timeout_ms / 1000,
+            check_same_thread=False,
+        )
+        _configure(conn)
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    except sqlite3.Error as exc:
+        raise _unusable(exc, path) from None
+    return conn
+
+
 def _writable(path: Path) -> bool:
     # WAL needs to create its -wal and -shm files beside the database.
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
@@ -87,6 +109,7 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
             uri=True,
             isolation_level=None,
             timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,  # a server closes its workers' connections itself
         )
     except sqlite3.Error as exc:
         raise _unusable(exc, path) from None

@@ -6,7 +6,7 @@ The read side of `deliver.ledger`; `Ledger` adds the writes of the send protocol
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from enum import StrEnum
 
 _FETCH_CHUNK = 1000
@@ -54,6 +54,19 @@ class LedgerView:
             (issue,),
         ).fetchall()
         return {str(backend): int(count) for backend, count in rows}
+
+    def went_out(self, rehearsals: Collection[str]) -> list[tuple[str, str]]:
+        """(slug, first batch accepted, UTC) of every issue a real backend sent, newest first."""
+        placeholders = ", ".join("?" * len(rehearsals)) or "''"
+        rows = self.conn.execute(
+            "SELECT i.slug, min(b.finished) FROM batches AS b "
+            "JOIN ledger_issues AS i ON i.id = b.issue_id "
+            "WHERE b.state = 'sent' AND b.finished IS NOT NULL "
+            f"AND coalesce(b.backend, '') NOT IN ({placeholders}) "
+            "GROUP BY i.slug ORDER BY 2 DESC, min(b.id) DESC",
+            tuple(rehearsals),
+        ).fetchall()
+        return [(str(slug), str(first)) for slug, first in rows]
 
     def counts(self, issue: str) -> dict[str, int]:
         """Rows per state for the issue; every state present, zeros included."""
