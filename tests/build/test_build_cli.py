@@ -94,6 +94,18 @@ BAD_INPUTS = [
     ),
     pytest.param(
         'preheader: "Rallies',
+        'preheader: "\x0cRallies',
+        "issue.yaml:4: the file holds a control character ('\\x0c') YAML does not allow",
+        id="raw-form-feed",
+    ),
+    pytest.param(
+        "intro: ",
+        "intro: \x1c",
+        "issue.yaml:6: the file holds a control character ('\\x1c') YAML does not allow",
+        id="raw-file-separator",
+    ),
+    pytest.param(
+        'preheader: "Rallies',
         'preheader: 5\nx: "Rallies',
         "issue.yaml:4: preheader: must be text (it is 5) — correct the value",
         id="number-for-text",

@@ -132,3 +132,23 @@ def test_the_check_flags_an_escape_that_mjml_wrote(workspace: Path) -> None:
     codes = [finding.code for finding in run_checks(built) if finding.level == "error"]
 
     assert codes == ["escape"]
+
+
+@pytest.mark.parametrize("subject", ["\u2600\ufe0f Sunny", "No\u00a0break", "Zero\u200bwidth"])
+def test_a_subject_with_emoji_or_invisible_characters_builds_and_checks(
+    workspace: Path, subject: str
+) -> None:
+    _edit_issue(
+        workspace,
+        'subject: "Albania raid',
+        f'subject: "{subject} Albania raid',
+    )
+
+    result = run(workspace, "check", "sample")
+
+    assert result.exit_code == 0, result.stderr
+    built = run(workspace, "build", "sample")
+    assert built.exit_code == 0
+    html = (workspace / "build" / "sample" / "email.html").read_text(encoding="utf-8")
+    assert "\\u{" not in html
+    assert "<title>" in html and "Albania raid" in html

@@ -76,6 +76,29 @@ def test_a_due_issue_is_one_line_and_exit_0(root: Path, sendgrid_stub: SendGridS
     assert (again.exit_code, again.stdout, again.stderr) == (7, "", "")
 
 
+def test_an_outbox_rehearsal_never_stands_in_for_the_scheduled_send(
+    root: Path, sendgrid_stub: SendGridStub
+) -> None:
+    # Scheduled first, then rehearsed: cron still sends it for real.
+    plan_ago(root, "sample", 2)
+    rehearsal = run(root, "send", "sample", "--backend", "outbox", "--yes")
+    assert rehearsal.exit_code == 0, rehearsal.stderr
+    listed = run(root, "schedule", "--list")
+    assert "due" in listed.stdout and "0 sent" in listed.stdout, listed.stdout
+    outcome = run(root, "send", "--due")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.startswith("sent sample to 5 recipients (due ")
+    assert sendgrid_stub.deliveries(issue="sample") == {email: 1 for email in numbered(5)}
+
+
+def test_an_issue_rehearsed_first_can_still_be_scheduled(
+    root: Path, sendgrid_stub: SendGridStub
+) -> None:
+    assert run(root, "send", "sample", "--backend", "outbox", "--yes").exit_code == 0
+    scheduled = run(root, "schedule", "sample", "--at", "2099-01-01 08:00", "--tz", "UTC")
+    assert scheduled.exit_code == 0, scheduled.stderr
+
+
 def test_too_late_is_said_once_with_exit_3(root: Path, sendgrid_stub: SendGridStub) -> None:
     plan_ago(root, "sample", 7 * 60)
     outcome = run(root, "send", "--due")

@@ -33,6 +33,7 @@ def find_unknown_tags(source: str) -> Iterator[tuple[str, int]]:
 
 _MARKUP_TAG = re.compile(r"<[a-zA-Z][^<>]*>")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_TITLE = re.compile(r"<mj-title>.*?</mj-title>", re.DOTALL)
 
 
 def ascii_attributes(source: str) -> str:
@@ -43,7 +44,10 @@ def ascii_attributes(source: str) -> str:
     pass through it untouched and every client decodes them.
     """
     normalised = unicodedata.normalize("NFC", source)
-    return _MARKUP_TAG.sub(
-        lambda tag: _NON_ASCII.sub(lambda char: f"&#x{ord(char.group()):x};", tag.group()),
-        normalised,
-    )
+    encoded = _MARKUP_TAG.sub(lambda tag: _references(tag.group()), normalised)
+    # mjml-python also copies <mj-title> into the body's aria-label attribute.
+    return _TITLE.sub(lambda title: _references(title.group()), encoded)
+
+
+def _references(text: str) -> str:
+    return _NON_ASCII.sub(lambda char: f"&#x{ord(char.group()):x};", text)

@@ -14,6 +14,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.reader import ReaderError
 
 from newsletter.errors import IssueFileError
 from newsletter.files import atomic_write, read_utf8
@@ -117,6 +118,14 @@ def read_document(path: Path) -> CommentedMap:
         data = _yaml().load(text)
     except MarkedYAMLError as exc:
         raise _syntax_error(path, text, exc) from None
+    except ReaderError as exc:  # a character YAML does not allow, e.g. a raw form feed
+        line = text.count("\n", 0, int(exc.position)) + 1
+        character = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise IssueFileError(
+            f"the file holds a control character ({character!r}) YAML does not allow",
+            where=f"{path}:{line}",
+            fix="delete it (editors sometimes paste one in from a PDF or a web page)",
+        ) from None
     if not isinstance(data, CommentedMap):
         raise IssueFileError(
             "the file must be a mapping with subject, preheader, date and sections",

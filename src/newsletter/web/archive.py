@@ -14,7 +14,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from newsletter.config import Settings
-from newsletter.deliver.backends import capabilities, names
+from newsletter.deliver.backends import rehearsal_backends
 from newsletter.deliver.ledger_view import LedgerView
 from newsletter.errors import NewsletterError
 from newsletter.issue.file import load_issue
@@ -47,7 +47,7 @@ class Published:
 
 def published(settings: Settings, conn: sqlite3.Connection) -> list[Published]:
     """The issues that went out and still have a web version, newest first."""
-    rehearsals = [name for name in names() if capabilities(name).rehearsal]
+    rehearsals = rehearsal_backends()
     found = []
     for slug, first in LedgerView(conn).went_out(rehearsals):
         web_html = settings.build_dir(slug) / WEB_FILE
