@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from importlib import resources
 from pathlib import Path
 
 from newsletter.config import CONFIG_FILE, Settings
@@ -111,6 +110,16 @@ sections:
 """
 
 
+TEMPLATES_README = """\
+# Template overrides
+
+A file here replaces the built-in template of the same name; the others stay built-in
+and get the fixes of each new release. `newsletter templates list` shows them all,
+`newsletter templates eject footer` copies one here to edit, `newsletter templates diff`
+shows how your copies differ from the current built-ins.
+"""
+
+
 def init_workspace(directory: Path) -> list[Path]:
     """Create what is missing; a file already there (your own template, say) is kept."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -131,7 +140,11 @@ def init_workspace(directory: Path) -> list[Path]:
     if not (directory / "issues").exists():
         (directory / "issues").mkdir()
         created.append(directory / "issues")
-    created += _copy_default_templates(directory / "templates")
+    templates = directory / "templates"
+    if not templates.exists():  # overrides only: the built-ins stay up to date with releases
+        templates.mkdir()
+        _write_new(templates / "README.md", TEMPLATES_README)
+        created.append(templates)
     return created
 
 
@@ -142,23 +155,6 @@ def _write_new(path: Path, text: str) -> bool:
     except FileExistsError:
         return False
     return True
-
-
-def _copy_default_templates(target: Path) -> list[Path]:
-    created = []
-    root = resources.files("newsletter") / "templates"
-    stack = [(root, target)]
-    while stack:
-        source, destination = stack.pop()
-        destination.mkdir(parents=True, exist_ok=True)
-        for entry in source.iterdir():
-            if entry.is_dir() and entry.name != "preview":  # the preview page is not the email's
-                stack.append((entry, destination / entry.name))
-            elif entry.name.endswith(".j2"):
-                path = destination / entry.name
-                if _write_new(path, entry.read_text(encoding="utf-8")):
-                    created.append(path)
-    return sorted(created)
 
 
 def new_issue(settings: Settings, slug: str, subject: str, today: dt.date | None = None) -> Path:

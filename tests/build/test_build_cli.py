@@ -276,7 +276,8 @@ def test_bad_setting_names_file_and_field(workspace: Path) -> None:
 def test_init_then_new_then_build(tmp_path: Path) -> None:
     root = tmp_path / "fresh"
     assert run(None, "init", str(root)).exit_code == 0
-    assert (root / "templates" / "newsletter.mjml.j2").is_file()
+    # No copies of the built-in templates: only a README on how to override one.
+    assert [p.name for p in (root / "templates").iterdir()] == ["README.md"]
     assert (root / ".env.example").read_text().count("SENDGRID_API_KEY=") == 1
     outcome = run(root, "new", "first", "--subject", 'Hello "world"')
     assert outcome.exit_code == 0
@@ -368,9 +369,9 @@ def test_init_keeps_files_already_there(tmp_path: Path) -> None:
     assert outcome.exit_code == 0
     assert (root / "templates" / "newsletter.mjml.j2").read_text() == "my own layout"
     assert (root / ".env.example").read_text() == "mine"
-    assert "created " + str(root / "templates" / "newsletter.mjml.j2") not in outcome.stdout
-    assert (root / "templates" / "partials" / "footer.mjml.j2").is_file()
-    assert not (root / "templates" / "preview").exists()
+    assert "created " + str(root / "templates") not in outcome.stdout
+    assert not (root / "templates" / "partials").exists()
+    assert not (root / "templates" / "README.md").exists()
 
 
 def test_an_issue_file_that_is_a_folder(workspace: Path) -> None:

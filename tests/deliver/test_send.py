@@ -314,7 +314,7 @@ def test_dry_run_builds_and_checks_every_request_and_changes_nothing(
     assert re.fullmatch(r"requests    3 \(largest [\d,]+ bytes, 1,000 personalizations\)", lines[2])
     assert re.fullmatch(
         r"largest     [\d,]+ bytes of HTML \(reader000000@example.org\); ~[\d,]+ with click "
-        r"tracking of 15 links \(Gmail clips from 102,000\)",
+        r"tracking of 14 links \(Gmail clips from 102,000\)",
         lines[3],
     )
     assert lines[4] == "ok: every request is valid"
@@ -326,7 +326,7 @@ def test_dry_run_reports_the_clip_limit_on_the_worst_case(
     tmp_path: Path, stub: SendGridStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = workspace_with(tmp_path, stub, 2)
-    monkeypatch.setattr("newsletter.deliver.dry_run.TRACKED_LINK_CHARS", 5000)
+    monkeypatch.setattr("newsletter.deliver.dry_run.TRACKED_LINK_CHARS", 8000)
     outcome = send(root, "--dry-run")
     assert outcome.exit_code == 1
     assert re.search(

@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import jinja2
 from markupsafe import Markup
 
+from newsletter.build.compact import compact_html
+from newsletter.build.finish import finish_html
 from newsletter.build.inline import inline_css
 from newsletter.build.mjml_tags import ascii_attributes, find_unknown_tags
 from newsletter.build.sanitize import sanitize_fragment, to_text
@@ -63,8 +65,8 @@ def render_issue(issue: Issue, slug: str, settings: Settings) -> Rendered:
         email_raw = _mjml_to_html(email_mjml, template_name)
         web_raw = _mjml_to_html(web_mjml, template_name)
     with watch.stage("inline"):
-        email_html = inline_css(email_raw)
-        web_html = inline_css(web_raw)
+        email_html = compact_html(finish_html(inline_css(email_raw)))
+        web_html = compact_html(finish_html(inline_css(web_raw)))
     with watch.stage("text"):
         text = _render(environment, f"{template_name}.txt.j2", {**base, "web": False})
         text = _normalise_text(unicodedata.normalize("NFC", text))

@@ -21,7 +21,7 @@ def init(
         Path("."), metavar="DIR", help="Where to create the workspace."
     ),
 ) -> None:
-    """Scaffold a workspace: newsletter.toml, templates/, issues/, .env.example.
+    """Scaffold a workspace: newsletter.toml, issues/, an empty templates/, .env.example.
 
     Example:  newsletter init my-newsletter
     """

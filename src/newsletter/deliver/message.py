@@ -38,6 +38,9 @@ MAX_FIRST_NAME_CHARS = 100
 # Folding at 78 turns a long List-Unsubscribe URL into RFC 2047 words mail clients cannot
 # use; 998 is the hard limit of a header line.
 MIME_POLICY = email.policy.SMTP.clone(max_line_length=998)
+# Bodies are quoted-printable in lines of at most 76 characters (RFC 2045); longer ones are
+# a spam signal (SpamAssassin's MIME_QP_LONG_LINE) and can be cut by old relays.
+BODY_POLICY = email.policy.SMTP.clone(max_line_length=76)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NOT_IN_NAMES = re.compile(r"[\x00-\x1f\x7f;,\"]")
 
@@ -253,7 +256,7 @@ class Message:
 def mime_message(message: Message, recipient: RecipientLike) -> EmailMessage:
     """One recipient's message as a MIME multipart/alternative (text, then HTML)."""
     finished = message.personalize(recipient)
-    mime = EmailMessage(policy=MIME_POLICY)
+    mime = EmailMessage(policy=BODY_POLICY)  # the bodies are encoded with it, below
     mime["From"] = message.sender.formatted()
     mime["To"] = finished.to.formatted()
     mime["Subject"] = finished.subject
@@ -265,8 +268,10 @@ def mime_message(message: Message, recipient: RecipientLike) -> EmailMessage:
     for name, value in finished.headers.items():
         mime[name] = value
     mime["X-Newsletter-Issue"] = message.issue + (" (test)" if message.test else "")
-    mime.set_content(finished.text, subtype="plain", charset="utf-8")
-    mime.add_alternative(finished.html, subtype="html", charset="utf-8")
+    qp = "quoted-printable"
+    mime.set_content(finished.text, subtype="plain", charset="utf-8", cte=qp)
+    mime.add_alternative(finished.html, subtype="html", charset="utf-8", cte=qp)
+    mime.policy = MIME_POLICY  # headers are folded when the message is written
     return mime
 
 
