@@ -66,6 +66,8 @@ class IssueResults:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        if not any(self.opens_per_hour) and not any(self.clicks_per_hour):
+            del data["opens_per_hour"], data["clicks_per_hour"]  # only with the page
         data["rates_of_delivered"] = {
             name: self.rate(getattr(self, name))
             for name in (
@@ -89,8 +91,14 @@ class IssueResults:
 
 
 def issue_results(
-    conn: sqlite3.Connection, slug: str, links: LinkMap, rehearsals: list[str]
+    conn: sqlite3.Connection,
+    slug: str,
+    links: LinkMap,
+    rehearsals: list[str],
+    *,
+    per_hour: bool = False,
 ) -> IssueResults:
+    """The issue's numbers; `per_hour` adds the 72-hour series (for the page's chart)."""
     view = LedgerView(conn)
     sent = view.counts(slug, rehearsals=rehearsals).get("sent", 0)
     first = view.first_sent(slug, rehearsals)
@@ -99,7 +107,7 @@ def issue_results(
     _opens(conn, slug, results)
     _clicks(conn, slug, links, results)
     _unsubscribes(conn, slug, results)
-    if first is not None:
+    if per_hour and first is not None:
         _per_hour(conn, slug, dt.datetime.fromisoformat(first), results)
     return results
 
@@ -129,9 +137,15 @@ def _deliveries(conn: sqlite3.Connection, slug: str, results: IssueResults) -> N
 
 
 def _opens(conn: sqlite3.Connection, slug: str, results: IssueResults) -> None:
-    anyone = _distinct(conn, slug, "open")
-    results.opens_unique = _distinct(conn, slug, "open", "AND machine_open = 0")
-    results.opens_machine_only = anyone - results.opens_unique
+    # One ordered pass over events_reader: a reader is a person if any open was not a
+    # machine's, machine-only otherwise.
+    human, machine_only = conn.execute(
+        "SELECT coalesce(sum(person), 0), coalesce(sum(1 - person), 0) FROM ("
+        "SELECT min(machine_open) = 0 AS person FROM events "
+        "WHERE issue = ? AND event = 'open' GROUP BY email_key)",
+        (slug,),
+    ).fetchone()
+    results.opens_unique, results.opens_machine_only = int(human), int(machine_only)
 
 
 def _clicks(conn: sqlite3.Connection, slug: str, links: LinkMap, results: IssueResults) -> None:
