@@ -83,7 +83,9 @@ def events_for(recipients: int, count: int) -> list[dict[str, Any]]:
             events.append(events[-REPEAT_EVERY // 2])
             continue
         i = (n * 7919) % recipients  # spread over the list, not in send order
-        kind = changing[n % 3] if n % CHANGING_EVERY == 0 else kinds[n % 4]
+        # Offset from the repeats (every 50th), or every changing event would be a repeat.
+        changes = n % CHANGING_EVERY == 7
+        kind = changing[(n // CHANGING_EVERY) % 3] if changes else kinds[n % 4]
         event: dict[str, Any] = {
             "email": f"reader{i:07d}@example.org",
             "timestamp": 1_765_000_000 + n,
@@ -211,12 +213,16 @@ def send_checks(workspace: Path, deliveries: dict[str, int]) -> dict[str, Any]:
             str(key)
             for (key,) in conn.execute("SELECT email_key FROM subscribers WHERE status = 'active'")
         }
+        (inactive,) = conn.execute(
+            "SELECT count(*) FROM subscribers WHERE status != 'active'"
+        ).fetchone()
     finally:
         conn.close()
     return {
         "delivered": len(deliveries),
         "delivered_once": set(deliveries.values()) <= {1} and set(deliveries) == sent,
         "active_missed": len(active - set(deliveries)),
+        "inactive_at_end": int(inactive),
     }
 
 
@@ -333,7 +339,8 @@ def report(r: dict[str, Any]) -> None:
         print(
             f"send {name}: {s['sent']:,} sent, {s['delivered']:,} delivered, each once: "
             f"{s['delivered_once']}, active subscribers missed: {s['active_missed']} "
-            f"-> {'OK' if ok else 'LOSS'}"
+            f"-> {'OK' if ok else 'LOSS'}; {s['inactive_at_end']:,} made inactive by events, "
+            f"{s['recipients'] - s['sent']:,} skipped as no longer active at their batch's claim"
         )
 
 
