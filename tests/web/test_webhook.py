@@ -457,16 +457,15 @@ def test_an_oversized_body_is_a_413(site: tuple[str, Settings], key: SigningKey)
 
 
 def test_a_busy_database_is_a_503_and_nothing_is_half_written(
-    tmp_path: Path, key: SigningKey, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, key: SigningKey
 ) -> None:
-    monkeypatch.setattr("newsletter.web.context.WEB_BUSY_TIMEOUT_MS", 300)
     settings = workspace(tmp_path, key, ["reader1@example.org"])
     events = [event("bounce", "reader1@example.org", type="bounce")] + [
         event("delivered", f"other{i}@example.org") for i in range(1200)
     ]
     body = body_of(events)
     headers = key.sign(body)
-    with serve(settings) as base:
+    with serve(settings, busy_timeout_ms=300) as base:
         url = f"{base}/webhooks/sendgrid"
         holder = database(settings.workspace)
         try:
