@@ -396,6 +396,7 @@ def test_a_10000_event_post_is_stored_whole(site: tuple[str, Settings], key: Sig
             "none of the 4 items is an event",
         ),
         (b"[" * 100_000 + b"]" * 100_000, "the body is not JSON"),
+        (b"[" + b"7" * 5000 + b"]", "the body is not JSON"),  # Python's int digit limit
     ],
 )
 def test_a_signed_body_that_holds_no_events_is_a_400(
@@ -420,14 +421,16 @@ def test_malformed_items_beside_good_events_are_counted_and_dropped(
         {"event": "bounce", "type": "bounce"},
         {"event": "bounce", "email": "reader7@example.org", "timestamp": "yesterday"},
         {"event": "x" * 100, "email": "reader8@example.org"},
+        {"event": "open", "email": "reader9@example.org", "timestamp": 10**30},
+        {"event": "click", "email": "reader9@example.org", "url": "https://x.org/\ud800"},
     ]
     answer = post(url, key, [good[0], *bad, good[1]])
     assert answer.status_code == 200
     assert answer.json() == {
-        "received": 7,
+        "received": 9,
         "stored": 2,
         "duplicates": 0,
-        "malformed": 5,
+        "malformed": 7,
         "subscribers_changed": 1,
     }
     assert event_count(settings) == 2

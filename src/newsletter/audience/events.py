@@ -95,7 +95,11 @@ class Stored:
 def digest(item: dict[str, Any]) -> str:
     """SHA-256 of the event's canonical JSON: equal content, equal digest, any key order."""
     canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        data = canonical.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): SQLite cannot store it
+        raise MalformedEvent("not valid Unicode") from None
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_event(item: Any) -> Event:
@@ -109,8 +113,10 @@ def read_event(item: Any) -> Event:
     if not isinstance(email, str) or not email.strip():
         raise MalformedEvent("no email address")
     occurred = item.get("timestamp")
-    if occurred is not None and (isinstance(occurred, bool) or not isinstance(occurred, int)):
-        raise MalformedEvent("timestamp is not a whole number of seconds")
+    if occurred is not None and (
+        isinstance(occurred, bool) or not isinstance(occurred, int) or not 0 <= occurred < 2**62
+    ):
+        raise MalformedEvent("timestamp is not a time in whole seconds")
     return Event(
         digest=digest(item),
         event=name,
