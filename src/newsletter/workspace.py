@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 from newsletter.config import CONFIG_FILE, Settings
@@ -170,6 +171,11 @@ def new_issue(settings: Settings, slug: str, subject: str, today: dt.date | None
     date = date_in_slug(slug) or today or dt.date.today()
     path.write_text(ISSUE_SKELETON.format(slug=slug, subject=quoted, date=date), encoding="utf-8")
     return path
+
+
+def looks_dated(slug: str) -> bool:
+    """The slug starts like a date (YYYY-MM-DD), real or not."""
+    return bool(re.match(r"\d{4}-\d{2}-\d{2}(?:$|-)", slug))
 
 
 def date_in_slug(slug: str) -> dt.date | None:

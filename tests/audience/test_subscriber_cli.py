@@ -306,8 +306,9 @@ def test_a_complete_issue(ws: Path) -> None:
     assert lines(run(ws, "status", "done").stdout)[0] == "done: 1 of 1 recipients sent — complete"
 
 
-def test_an_excel_csv_with_its_sep_line_imports(ws: Path) -> None:
-    text = "sep=;\r\nE-Mail;Name\r\nann@example.org;Ann Smith\r\nbob@example.org;Bob\r\n"
+@pytest.mark.parametrize("sep_line", ["sep=;", '"sep=;"'])  # Excel quotes it on a resave
+def test_an_excel_csv_with_its_sep_line_imports(ws: Path, sep_line: str) -> None:
+    text = f"{sep_line}\r\nE-Mail;Name\r\nann@example.org;Ann Smith\r\nbob@example.org;Bob\r\n"
     outcome = run(ws, "subscribers", "import", str(write_csv(ws / "excel.csv", text, bom=True)))
     assert outcome.exit_code == 0, outcome.stderr
     assert lines(outcome.stdout)[-1].startswith("imported 2 new subscribers")

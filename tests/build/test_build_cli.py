@@ -392,6 +392,10 @@ def test_new_takes_the_date_from_a_dated_slug(tmp_path: Path) -> None:
         assert run(root, "new", slug, "--subject", "Weekly").exit_code == 0
         text = (root / "issues" / slug / "issue.yaml").read_text(encoding="utf-8")
         assert f"date: {expected}" in text
-    assert run(root, "new", "2026-02-30", "--subject", "Weekly").exit_code == 0  # not a date
+    impossible = run(root, "new", "2026-02-30", "--subject", "Weekly")
+    assert impossible.exit_code == 0  # not a date: dated today, and said so
+    assert impossible.stderr == (
+        "warning: 2026-02-30 is not a real date, so the issue is dated today; edit `date:` in it\n"
+    )
     text = (root / "issues" / "2026-02-30" / "issue.yaml").read_text(encoding="utf-8")
     assert "date: 2026-02-30" not in text

@@ -25,7 +25,7 @@ def csv_problem(error: csv.Error) -> str:
     return text
 
 
-EXCEL_SEPARATOR = re.compile(r"^\s*sep=(.)\s*$", re.IGNORECASE)
+EXCEL_SEPARATOR = re.compile(r"^\s*\"?sep=(.)\"?\s*$", re.IGNORECASE)
 
 
 def guess_delimiter(line: str) -> str:

@@ -133,6 +133,7 @@ def _root(
         None,
         "--workspace",
         "-w",
+        metavar="DIR",
         help="Workspace directory (holding newsletter.toml); default: the current one or a parent.",
         envvar="NEWSLETTER_WORKSPACE",
     ),

@@ -45,9 +45,11 @@ def new(
 
     Example:  newsletter new 2026-12-01 --subject "This week in Albania"
     """
-    from newsletter.workspace import new_issue
+    from newsletter.workspace import date_in_slug, looks_dated, new_issue
 
     path = new_issue(settings(ctx), slug, subject)
+    if looks_dated(slug) and date_in_slug(slug) is None:
+        warn(f"{slug[:10]} is not a real date, so the issue is dated today; edit `date:` in it")
     info(f"created {path} — add stories with `newsletter add {slug} URL...`, then build")
 
 
