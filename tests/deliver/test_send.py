@@ -88,7 +88,7 @@ def test_send_reaches_every_active_subscriber_once_in_batches(
     ]
     assert delivered_once(stub, numbered(2500))
     sizes = [len(r.body["personalizations"]) for r in stub.accepted]
-    assert sizes == [1000, 1000, 500]
+    assert sorted(sizes, reverse=True) == [1000, 1000, 500]  # after the first, in flight at once
     first = stub.accepted[0].body
     assert [p["to"][0]["email"] for p in first["personalizations"]] == numbered(1000)
     assert first["custom_args"] == {"issue": "sample"}

@@ -88,6 +88,9 @@ class Capabilities:
     rehearsal: bool = False
     # The service keeps suppression lists (bounces, spam reports) to sync before sending.
     suppression_lists: bool = False
+    # `send_batch` may run in several threads at once (`[delivery] concurrency`); such a
+    # backend also has `halt()`: no new request or retry starts after it.
+    concurrent: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class _Registered:
 _REGISTRY: dict[str, _Registered] = {
     "sendgrid": _Registered(
         "newsletter.deliver.backends.sendgrid.mail:create",
-        Capabilities(holds_until_send_at=True, suppression_lists=True),
+        Capabilities(holds_until_send_at=True, suppression_lists=True, concurrent=True),
     ),
     "smtp": _Registered("newsletter.deliver.backends.smtp:create", Capabilities()),
     "outbox": _Registered(
