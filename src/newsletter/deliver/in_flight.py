@@ -3,8 +3,10 @@ the one thread that writes the ledger.
 
 The sender claims a batch (one short transaction) before handing it over and records the
 answer after taking it back, so the ledger is written from one thread only and never holds
-more batches `sending` than there are requests in flight. With one request in flight the
-batch is sent in the calling thread, exactly as a sequential send does.
+more batches `sending` than there are requests in flight. The request body is built in the
+calling thread too (`Prepare`): the workers only wait on sockets, so they seldom hold the
+interpreter lock that the ledger's thread needs back after every SQLite call. With one
+request in flight the batch is sent in the calling thread, exactly as a sequential send does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ if TYPE_CHECKING:
     from newsletter.deliver.backends import BatchResult
     from newsletter.deliver.ledger import Batch
 
-SendBatch = Callable[["Batch"], "BatchResult"]
+# Run in the calling thread when the batch is handed over; returns the request to run.
+Prepare = Callable[["Batch"], Callable[[], "BatchResult"]]
 
 
 @dataclass(frozen=True)
@@ -44,14 +47,14 @@ class InFlight(Protocol):
     def close(self) -> None: ...
 
 
-def in_flight(send: SendBatch, concurrency: int) -> InFlight:
+def in_flight(prepare: Prepare, concurrency: int) -> InFlight:
     """One request at a time in this thread, or up to `concurrency` in worker threads."""
-    return Sequential(send) if concurrency <= 1 else Concurrent(send, concurrency)
+    return Sequential(prepare) if concurrency <= 1 else Concurrent(prepare, concurrency)
 
 
-def _answer(send: SendBatch, batch: Batch) -> Answer:
+def _answer(batch: Batch, request: Callable[[], BatchResult]) -> Answer:
     try:
-        return Answer(batch, result=send(batch))
+        return Answer(batch, result=request())
     except Exception as exc:  # the sender sorts it: not sent, or may have gone out
         return Answer(batch, error=exc)
 
@@ -59,12 +62,12 @@ def _answer(send: SendBatch, batch: Batch) -> Answer:
 class Sequential:
     """The request runs in the calling thread, inside `submit`."""
 
-    def __init__(self, send: SendBatch) -> None:
-        self._send = send
+    def __init__(self, prepare: Prepare) -> None:
+        self._prepare = prepare
         self._answers: list[Answer] = []
 
     def submit(self, batch: Batch) -> None:
-        self._answers.append(_answer(self._send, batch))
+        self._answers.append(_answer(batch, lambda: self._prepare(batch)()))
 
     def next_answers(self) -> list[Answer]:
         answers, self._answers = self._answers, []
@@ -81,9 +84,11 @@ class Concurrent:
     unknown and exits without waiting for their answers.
     """
 
-    def __init__(self, send: SendBatch, workers: int) -> None:
-        self._send = send
-        self._batches: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+    def __init__(self, prepare: Prepare, workers: int) -> None:
+        self._prepare = prepare
+        self._requests: queue.SimpleQueue[tuple[Batch, Callable[[], BatchResult]] | None] = (
+            queue.SimpleQueue()
+        )
         self._answers: queue.SimpleQueue[Answer] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"send-{n}", daemon=True)
@@ -93,11 +98,16 @@ class Concurrent:
             thread.start()
 
     def _work(self) -> None:
-        while (batch := self._batches.get()) is not None:
-            self._answers.put(_answer(self._send, batch))
+        while (job := self._requests.get()) is not None:
+            self._answers.put(_answer(*job))
 
     def submit(self, batch: Batch) -> None:
-        self._batches.put(batch)
+        try:
+            request = self._prepare(batch)
+        except Exception as exc:
+            self._answers.put(Answer(batch, error=exc))
+            return
+        self._requests.put((batch, request))
 
     def next_answers(self) -> list[Answer]:
         # A timeout keeps the wait interruptible by Ctrl-C on every platform.
@@ -115,4 +125,4 @@ class Concurrent:
 
     def close(self) -> None:
         for _ in self._threads:
-            self._batches.put(None)
+            self._requests.put(None)
