@@ -1166,14 +1166,20 @@ class _Handler(BaseHTTPRequestHandler):
             return body[0]
 
         headers = {name.lower(): value for name, value in self.headers.items()}
-        counted = self.command == "POST" and self.path == MAIL_SEND
-        if counted:
+        # Counted until the answer is written: the client cannot have it before then.
+        counted = [self.command == "POST" and self.path == MAIL_SEND]
+        if counted[0]:
             stub.entered()
-        try:
-            self._answer(stub, length, body, headers, read_body)
-        finally:
-            if counted:
+
+        def answering() -> None:
+            if counted[0]:
+                counted[0] = False
                 stub.left()
+
+        try:
+            self._answer(stub, length, body, headers, read_body, answering)
+        finally:
+            answering()
 
     def _answer(
         self,
@@ -1182,6 +1188,7 @@ class _Handler(BaseHTTPRequestHandler):
         body: list[bytes],
         headers: dict[str, str],
         read_body: Callable[[], bytes],
+        answering: Callable[[], None],
     ) -> None:
         try:
             response = stub.dispatch(self.command, self.path, headers, read_body)
@@ -1191,12 +1198,14 @@ class _Handler(BaseHTTPRequestHandler):
             message = "the SendGrid stub failed; see SendGridStub.internal_errors"
             response = StubResponse.errors(500, ApiError(message))
         if response.drop:
+            answering()
             self.close_connection = True
             return
         if length and not body:
             self.close_connection = True  # the unread body would be taken for the next request
         if response.delay > 0:
             stub._stopping.wait(response.delay)
+        answering()
         try:
             self.send_response(response.status)
             for name, value in response.headers.items():

@@ -115,7 +115,8 @@ def test_a_finished_issue_is_not_sent_again_without_resend(
 
 
 def test_a_400_fails_its_batch_and_the_send_goes_on(tmp_path: Path, stub: SendGridStub) -> None:
-    root = workspace_with(tmp_path, stub, 5, "batch_size = 2")
+    # One request at a time: the planned 400 is for the second batch, not any second request.
+    root = workspace_with(tmp_path, stub, 5, "batch_size = 2\nconcurrency = 1")
     stub.plan("202", "400")
     outcome = send(root, "--yes")
     assert outcome.exit_code == 3
