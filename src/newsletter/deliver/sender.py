@@ -8,7 +8,8 @@
 
 The ledger protocol: a batch is claimed (`sending`) before its request goes out and
 marked after the answer; a request that provably did not go out is released, one whose
-answer was lost is `unknown` and is not sent again unless the editor asks.
+answer was lost is `unknown` and is not sent again unless the editor asks. Up to
+`[delivery] concurrency` batches are in flight at once (send_loop.py, in_flight.py).
 """
 
 from __future__ import annotations
@@ -254,10 +255,10 @@ class Sender:
     def send(self, progress: ProgressCallback | None = None) -> Summary:
         from newsletter.deliver.ledger import PENDING, SKIPPED, Ledger
 
-        started = self._clock()
         message = self.message
         backend = self.backend
         ledger = Ledger(self.conn)
+        started = self._clock()
         loop = SendLoop(
             ledger,
             backend,
