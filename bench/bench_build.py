@@ -1,5 +1,6 @@
-"""Build benchmark: stage split of the sample and a 20-story issue, then our whole
-`newsletter build` process against npm's `mjml` CLI compiling the same 20-story MJML.
+"""Build benchmark: email size per illustrated story; the stage split of the sample and a
+20-story issue; then our whole `newsletter build` process against npm's `mjml` CLI
+compiling the same 20-story MJML.
 
     python bench/bench_build.py [--runs 10] [--json FILE]
 
@@ -131,6 +132,21 @@ def versus_peer(root: Path, runs: int) -> dict[str, float]:
     return {"ours_s": ours, "peer_s": theirs, "floor_s": floor, "help_s": help_s}
 
 
+def sizes(root: Path) -> None:
+    """email.html bytes of 10, 20 and 30 illustrated stories, and what one more story costs."""
+    bytes_of = {}
+    for stories in (10, 20, 30):
+        slug = f"stories-{stories}"
+        write_twenty_story_issue(root, slug, stories)
+        settings = load_settings(root, environ={})
+        rendered = render_issue(load_issue(settings.issue_dir(slug) / "issue.yaml"), slug, settings)
+        bytes_of[stories] = len(rendered.email_html.encode("utf-8"))
+    print("\nemail.html size, every story illustrated (Gmail clips from 102,000 bytes):")
+    for stories, size in bytes_of.items():
+        print(f"  {stories} stories: {size:7,} bytes")
+    print(f"  bytes per story (30 - 10) / 20: {(bytes_of[30] - bytes_of[10]) / 20:,.0f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
@@ -140,6 +156,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         root = workspace(Path(scratch))
         os.environ.pop("NEWSLETTER_WORKSPACE", None)
+        sizes(root)
         for slug in ("sample", "twenty"):
             stage_split(root, slug, args.runs)
         if not args.no_peer:

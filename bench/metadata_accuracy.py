@@ -137,6 +137,15 @@ def matching(records: list[Record], expected: Record, index: int) -> Record:
     return records[index] if index < len(records) else dict.fromkeys(FIELDS)
 
 
+def guarded(nothing: Any, tool: Callable[..., Any], *args: Any) -> Any:
+    """A tool that refuses an input (raises) gave nothing for it."""
+    try:
+        return tool(*args)
+    except Exception as error:
+        print(f"  ({tool.__name__} refused {args[-1] if len(args) > 2 else ''}: {error!r:.120})")
+        return nothing
+
+
 # --- scoring --------------------------------------------------------------------------------------
 
 
@@ -172,7 +181,8 @@ def run(shared: Path) -> tuple[dict[str, Tally], dict[str, list[str]], float]:
         raw = (fixtures / page["file"]).read_bytes()
         url = page.get("url_hint")
         for name, tool in (("ours/pages", ours_page), ("trafilatura", trafilatura_page)):
-            tallies[name].add(tool(raw, url), page["expected"], misses[name], page["file"])
+            record = guarded(dict.fromkeys(FIELDS), tool, raw, url)
+            tallies[name].add(record, page["expected"], misses[name], page["file"])
     for feed in spec["feeds"]:
         raw = (fixtures / feed["file"]).read_bytes()
         url = feed.get("url_hint")
@@ -180,9 +190,11 @@ def run(shared: Path) -> tuple[dict[str, Tally], dict[str, list[str]], float]:
             ("ours/feeds", ours_feed),
             ("feedparser", feedparser_feed),
         )
+        # A feed with no items (not a feed at all) counts as one item whose fields are all null.
+        expected_items = feed["items"] or [dict.fromkeys(FIELDS)]
         for name, feed_tool in tools:
-            records = feed_tool(raw, url, feed["file"])
-            for index, expected in enumerate(feed["items"]):
+            records = guarded([], feed_tool, raw, url, feed["file"])
+            for index, expected in enumerate(expected_items):
                 label = f"{feed['file']}#{index + 1}"
                 tallies[name].add(matching(records, expected, index), expected, misses[name], label)
     return tallies, misses, time.perf_counter() - started

@@ -3,9 +3,12 @@ CSV files, messages and the ledger's view of an issue."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
-from collections.abc import Iterable
+import subprocess
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from newsletter.audience.unsubscribe import UnsubscribeLinks
@@ -169,3 +172,25 @@ def ledger_states(root: Path, issue: str) -> dict[str, str]:
         return {email: state for state in STATES for email, _ in ledger.recipients(issue, state)}
     finally:
         conn.close()
+
+
+@contextmanager
+def read_only_view(root: Path, scratch: Path) -> Iterator[Path]:
+    """`root` as a process sees it on a read-only mount (root) or with read-only modes."""
+    if os.geteuid() != 0:
+        for path in (root / "newsletter.db", root):
+            path.chmod(0o500 if path.is_dir() else 0o400)
+        try:
+            yield root
+        finally:
+            root.chmod(0o700)
+        return
+    view = scratch / "read-only-view"
+    view.mkdir()
+    # Root ignores file modes: only a read-only mount makes the files unwritable for it.
+    subprocess.run(["mount", "--bind", str(root), str(view)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        yield view
+    finally:
+        subprocess.run(["umount", str(view)], check=True)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests._cli import run
-from tests._workspace import generate_csv, sample_workspace
+from tests._workspace import generate_csv, read_only_view, sample_workspace
 
 READ_ONLY_COMMANDS = (
     ("subscribers", "list"),
@@ -27,21 +26,8 @@ def read_only_workspace(tmp_path: Path) -> Iterator[Path]:
     assert (
         run(root, "subscribers", "import", str(generate_csv(tmp_path / "l.csv", 5))).exit_code == 0
     )
-    if os.geteuid() != 0:
-        for path in (root / "newsletter.db", root):
-            path.chmod(0o500 if path.is_dir() else 0o400)
-        yield root
-        root.chmod(0o700)
-        return
-    view = tmp_path / "view"
-    view.mkdir()
-    # Root ignores file modes: only a read-only mount makes the files unwritable for it.
-    subprocess.run(["mount", "--bind", str(root), str(view)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+    with read_only_view(root, tmp_path) as view:
         yield view
-    finally:
-        subprocess.run(["umount", str(view)], check=True)
 
 
 @pytest.mark.parametrize("command", READ_ONLY_COMMANDS, ids=" ".join)

@@ -24,7 +24,17 @@ MAX_LINES = 450
 OVERSIZE_ALLOWED: dict[str, int] = {}
 
 STAGES = ("issue", "collect", "build", "preview", "audience", "deliver", "schedule")
-SHARED = ("errors", "config", "db", "files", "merge_tags", "list_headers", "lines")
+SHARED = (
+    "errors",
+    "config",
+    "db",
+    "migrations",
+    "files",
+    "merge_tags",
+    "list_headers",
+    "lines",
+    "validation_words",
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,11 @@ RULES: tuple[Rule, ...] = (
         (*_ns("deliver.ledger", "build", "issue", "templates"), "jinja2"),
     ),
     Rule("deliver never imports preview", _ns("deliver"), _ns("preview")),
+    Rule(
+        "the core never imports the web side or reports (they sit on top of it)",
+        _ns(*STAGES, *SHARED),
+        _ns("web", "report"),
+    ),
     Rule("schedule never imports preview", _ns("schedule"), _ns("preview")),
 )
 

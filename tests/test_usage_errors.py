@@ -18,6 +18,9 @@ CASES = [
     (("nosuch",), "No such command 'nosuch'", None),
     (("--bogus",), "No such option: --bogus", None),
     (("subscribers", "bogus"), "No such command 'bogus'", "subscribers"),
+    (("subscribers", "list", "-n", "0"), "--limit: must be at least 1", "subscribers list"),
+    (("add", "sample", "x.html", "-n", "abc"), "--limit: must be a whole number", "add"),
+    (("serve", "--port", "99999"), "--port: must be at most 65535", "serve"),
 ]
 
 

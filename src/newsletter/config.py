@@ -8,11 +8,20 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from newsletter.errors import ConfigError
 from newsletter.files import read_utf8
 from newsletter.lines import is_multiline
+from newsletter.validation_words import plain_message
 
 CONFIG_FILE = "newsletter.toml"
 WORKSPACE_ENV = "NEWSLETTER_WORKSPACE"
@@ -28,10 +37,43 @@ class NewsletterSection(_Section):
     name: str = "Newsletter"
     list_name: str = "newsletter"
     why: str = "You are receiving this email because you subscribed to our newsletter."
-    web_base_url: str = "https://example.org/newsletter"
+    web_base_url: str = "https://example.org/archive"
     unsubscribe_url: str = "https://example.org/unsubscribe"
+    subscribe_url: str = "https://example.org/subscribe"
     language: str = "en"
     template: str = "newsletter"
+
+
+# The pages of `newsletter serve`, under [web] base_url: what each link setting defaults to.
+WEB_PATHS = {
+    "web_base_url": "/archive",
+    "unsubscribe_url": "/unsubscribe",
+    "subscribe_url": "/subscribe",
+}
+
+
+class WebSection(_Section):
+    base_url: str | None = None
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    allowed_hosts: list[str] = Field(default_factory=list)
+    privacy_note: str = (
+        "We use your address only to send you this newsletter. "
+        "Every issue has a one-click unsubscribe link."
+    )
+    signups_per_hour_per_ip: int = Field(10, ge=1, le=10_000)
+    signups_per_hour_per_address: int = Field(3, ge=1, le=100)
+
+    @field_validator("base_url")
+    @classmethod
+    def _an_origin(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(f"{value!r} is not an http(s) address such as https://example.org")
+        return value.rstrip("/")
 
 
 class SenderSection(_Section):
@@ -131,11 +173,26 @@ class PathsSection(_Section):
 
 class FileSettings(_Section):
     newsletter: NewsletterSection = NewsletterSection()
+    web: WebSection = WebSection()
     sender: SenderSection = SenderSection()
     brand: BrandSection = BrandSection()
     links: LinksSection = LinksSection()
     delivery: DeliverySection = DeliverySection()
     paths: PathsSection = PathsSection()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _links_from_web_base(cls, raw: Any) -> Any:
+        """Links not set in [newsletter] are the pages of `newsletter serve` at base_url."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("web"), dict):
+            return raw
+        base = raw["web"].get("base_url")
+        newsletter = raw.get("newsletter", {})
+        if not isinstance(base, str) or not isinstance(newsletter, dict):
+            return raw
+        base = base.rstrip("/")
+        derived = {key: base + path for key, path in WEB_PATHS.items() if key not in newsletter}
+        return {**raw, "newsletter": {**newsletter, **derived}}
 
 
 class Secrets(BaseModel):
@@ -152,6 +209,9 @@ class Secrets(BaseModel):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
     smtp_ca_file: str | None = None
+    # SendGrid's signed event webhook: the public key it shows (base64 DER), not a secret,
+    # but read from the environment beside the others.
+    sendgrid_webhook_public_key: str | None = None
 
 
 class Settings(BaseModel):
@@ -173,6 +233,23 @@ class Settings(BaseModel):
 
     def build_dir(self, slug: str) -> Path:
         return self.path("build") / slug
+
+    @property
+    def env_file(self) -> Path:
+        return self.workspace / ".env"
+
+    def missing_secret(self, name: str, fix: str) -> ConfigError:
+        """`name` is not set: say where it goes, naming a .env that exists or is to be made."""
+        if self.env_file.is_file():
+            return ConfigError(
+                f"{name} is not set", where=self.env_file, fix=f"add {name}=... to it; {fix}"
+            )
+        return ConfigError(
+            f"{name} is not set",
+            where=f"the environment (there is no {self.env_file})",
+            fix=f"create {self.env_file} from .env.example with {name}=..., "
+            f"or export {name}; {fix}",
+        )
 
 
 def _check_workspace_dir(root: Path, where: str) -> Path:
@@ -238,11 +315,9 @@ def _load_file(path: Path) -> FileSettings:
 
 
 def _describe(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown setting"
     if error["type"] == "string_pattern_mismatch":  # only the brand colours have a pattern
         return f"{error['input']!r} is not a colour: write it as #rrggbb, e.g. #0b4f8a"
-    return str(error["msg"]).removeprefix("Value error, ")
+    return plain_message(error)
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -251,6 +326,7 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
     try:
+        _refuse_unparsable_lines(path)
         values = dotenv_values(path, encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
@@ -261,6 +337,21 @@ def _read_dotenv(path: Path) -> dict[str, str]:
             f"cannot read it ({exc.strerror})", where=path, fix="check the file's permissions"
         ) from None
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _refuse_unparsable_lines(path: Path) -> None:
+    """python-dotenv only logs a line it cannot parse (without the file) and skips it."""
+    from dotenv.parser import parse_stream
+
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                line = binding.original.line
+                raise ConfigError(
+                    "a line is not NAME=value (an unclosed quote, or a stray word)",
+                    where=f"{path}:{line}",
+                    fix="write it as NAME=value, closing any quote on the same line",
+                )
 
 
 def _secrets_from(env: dict[str, str], where: dict[str, str | Path]) -> Secrets:
@@ -274,7 +365,12 @@ def _secrets_from(env: dict[str, str], where: dict[str, str | Path]) -> Secrets:
 
     port = get("SMTP_PORT") or "587"
     if not port.isdigit():
-        raise ConfigError(f"SMTP_PORT={port!r} is not a port number", where=where["SMTP_PORT"])
+        # The value is not shown: a password pasted into the wrong line must not be printed.
+        raise ConfigError(
+            "SMTP_PORT is not a port number",
+            where=where["SMTP_PORT"],
+            fix="write the number alone, e.g. SMTP_PORT=587",
+        )
     key = secret("SENDGRID_API_KEY")
     if key is not None:
         _check_key(key, where["SENDGRID_API_KEY"])
@@ -291,6 +387,7 @@ def _secrets_from(env: dict[str, str], where: dict[str, str | Path]) -> Secrets:
         smtp_password=secret("SMTP_PASSWORD"),
         smtp_starttls=(get("SMTP_STARTTLS") or "true").lower() not in {"0", "false", "no"},
         smtp_ca_file=get("SMTP_CA_FILE"),
+        sendgrid_webhook_public_key=get("SENDGRID_WEBHOOK_PUBLIC_KEY"),
     )
 
 
@@ -316,7 +413,9 @@ def _check_host(host: str, where: str | Path) -> None:
         valid = False
     if not valid or not host.isascii() or any(c.isspace() for c in host):
         raise ConfigError(
-            f"SENDGRID_API_HOST={host[:80]!r} is not an http(s) URL",
+            # Not shown: a key pasted into this line must not be printed.
+            "SENDGRID_API_HOST is not an http(s) URL"
+            + (" (it looks like an API key)" if host.startswith("SG.") else ""),
             where=where,
             fix=f"set it to {DEFAULT_SENDGRID_HOST} (or remove it)",
         )

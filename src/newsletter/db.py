@@ -14,145 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from newsletter.errors import LockBusy, UserError
+from newsletter.migrations import MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
 # Bounded so memory stays flat as the list grows (the send benchmark checks RSS).
 CACHE_SIZE_KIB = 16_384
-
-# Named, ordered and append-only: a released migration is never edited, only followed.
-MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "001_subscribers",
-        (
-            # AUTOINCREMENT: a removed subscriber's id is never reused, so ledger rows that
-            # outlive their subscriber can never be mistaken for someone else's.
-            """
-            CREATE TABLE subscribers (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                email TEXT NOT NULL,
-                email_key TEXT NOT NULL UNIQUE,
-                name TEXT,
-                first_name TEXT,
-                fields TEXT NOT NULL DEFAULT '{}',
-                status TEXT NOT NULL DEFAULT 'active'
-                    CHECK (status IN ('active', 'unsubscribed', 'bounced', 'complained')),
-                status_reason TEXT,
-                source TEXT,
-                created TEXT NOT NULL,
-                updated TEXT NOT NULL
-            )
-            """,
-            "CREATE INDEX subscribers_status ON subscribers (status)",
-        ),
-    ),
-    (
-        "002_ledger",
-        (
-            """
-            CREATE TABLE ledger_issues (
-                id INTEGER PRIMARY KEY,
-                slug TEXT NOT NULL UNIQUE,
-                prepared TEXT NOT NULL
-            )
-            """,
-            """
-            CREATE TABLE batches (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                issue_id INTEGER NOT NULL REFERENCES ledger_issues (id),
-                state TEXT NOT NULL
-                    CHECK (state IN ('sending', 'sent', 'failed', 'unknown', 'released')),
-                attempt INTEGER NOT NULL,
-                size INTEGER NOT NULL,
-                created TEXT NOT NULL,
-                finished TEXT,
-                message_id TEXT,
-                error TEXT
-            )
-            """,
-            "CREATE INDEX batches_issue ON batches (issue_id, state)",
-            # email_key is copied from the subscriber so that the same address can never be
-            # in one issue's ledger twice, even if it was removed and added again since.
-            # A claimed row is `batched`: its state is then its batch's, so the outcome of a
-            # request is written once per batch, not once per recipient.
-            """
-            CREATE TABLE ledger (
-                id INTEGER PRIMARY KEY,
-                issue_id INTEGER NOT NULL REFERENCES ledger_issues (id),
-                subscriber_id INTEGER NOT NULL,
-                email_key TEXT NOT NULL,
-                state TEXT NOT NULL CHECK (state IN ('pending', 'batched', 'skipped')),
-                batch_id INTEGER REFERENCES batches (id),
-                attempts INTEGER NOT NULL DEFAULT 0,
-                UNIQUE (issue_id, email_key)
-            )
-            """,
-            "CREATE INDEX ledger_claim ON ledger (issue_id, state, subscriber_id)",
-            "CREATE INDEX ledger_batch ON ledger (batch_id, state)",
-        ),
-    ),
-    (
-        "003_schedules",
-        (
-            """
-            CREATE TABLE schedules (
-                issue TEXT PRIMARY KEY,
-                send_at_utc TEXT NOT NULL,
-                tz TEXT NOT NULL,
-                created TEXT NOT NULL
-            )
-            """,
-        ),
-    ),
-    (
-        "004_schedule_sendgrid",
-        (
-            # IF NOT EXISTS: workspaces scheduled before this migration got them from schedule.py.
-            # sendgrid_batches: an issue scheduled through SendGrid, its batch id once created
-            # and the ledger batches sent under it (after..through), so `cancel` puts back
-            # exactly those. schedule_reports: a too-late issue is reported once.
-            """
-            CREATE TABLE IF NOT EXISTS sendgrid_batches (
-                issue TEXT PRIMARY KEY,
-                batch_id TEXT,
-                send_at INTEGER NOT NULL,
-                state TEXT NOT NULL CHECK (state IN ('planned', 'submitted', 'cancelled')),
-                after_ledger_batch INTEGER,
-                through_ledger_batch INTEGER,
-                updated TEXT NOT NULL
-            )
-            """,
-            """
-            CREATE TABLE IF NOT EXISTS schedule_reports (
-                issue TEXT PRIMARY KEY,
-                too_late_reported TEXT NOT NULL
-            )
-            """,
-        ),
-    ),
-    (
-        "005_batch_backend",
-        (
-            # Which backend sent a batch: a rehearsal (the outbox) must not count as the
-            # issue going out when a real backend sends it afterwards. NULL: before 005.
-            "ALTER TABLE batches ADD COLUMN backend TEXT",
-        ),
-    ),
-    (
-        "006_schedule_failures",
-        (
-            # A due issue whose send failed: reported by the first cron run that met the
-            # error, tried again quietly by the next ones, shown by `schedule --list`.
-            """
-            CREATE TABLE schedule_failures (
-                issue TEXT PRIMARY KEY,
-                error TEXT NOT NULL,
-                first_failed TEXT NOT NULL,
-                last_failed TEXT NOT NULL
-            )
-            """,
-        ),
-    ),
-)
 
 
 def utc_now() -> str:
@@ -160,16 +26,19 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def open_database(path: Path, *, scratch_copy: bool = False) -> sqlite3.Connection:
+def open_database(
+    path: Path, *, scratch_copy: bool = False, scan: bool = True
+) -> sqlite3.Connection:
     """Open (creating if needed) the workspace database and bring its schema up to date.
 
     A database the user may read but not write (a read-only mount, a colleague's file) is
     opened read-only, so commands that only read work; a write then fails with one line.
     `scratch_copy`: a caller that writes only to roll back (a dry run) gets an in-memory
-    copy of such a database instead.
+    copy of such a database instead. `scan` off skips the integrity scan, whose time grows
+    with the file: for reports that only read (damage still shows as an error when read).
     """
     if path.is_file() and not _writable(path):
-        conn = _open_read_only(path)
+        conn = _open_read_only(path, scan=scan)
         if not scratch_copy:
             return conn
         copy = sqlite3.connect(":memory:", isolation_level=None)
@@ -194,7 +63,8 @@ def open_database(path: Path, *, scratch_copy: bool = False) -> sqlite3.Connecti
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         _configure(conn)
-        _check_integrity(conn, path)
+        if scan:
+            _check_integrity(conn, path)
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
@@ -205,12 +75,34 @@ def open_database(path: Path, *, scratch_copy: bool = False) -> sqlite3.Connecti
     return conn
 
 
+def connect_checked(path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """Another connection to a database `open_database` has already checked and migrated.
+
+    For long-running servers: one per worker thread, without the integrity scan each time.
+    """
+    if path.is_file() and not _writable(path):
+        return _open_read_only(path)
+    try:
+        # check_same_thread off: the server closes every worker's connection at shutdown.
+        conn = sqlite3.connect(
+            path,
+            isolation_level=None,
+            timeout=busy_timeout_ms / 1000,
+            check_same_thread=False,
+        )
+        _configure(conn)
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    except sqlite3.Error as exc:
+        raise _unusable(exc, path) from None
+    return conn
+
+
 def _writable(path: Path) -> bool:
     # WAL needs to create its -wal and -shm files beside the database.
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
-def _open_read_only(path: Path) -> sqlite3.Connection:
+def _open_read_only(path: Path, *, scan: bool = True) -> sqlite3.Connection:
     # Without a -shm file beside it, SQLite can read a WAL database read-only only as
     # immutable; nobody can be writing it then, since nobody may create that file.
     shm = path.with_name(path.name + "-shm")
@@ -221,13 +113,15 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
             uri=True,
             isolation_level=None,
             timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,  # a server closes its workers' connections itself
         )
     except sqlite3.Error as exc:
         raise _unusable(exc, path) from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
-        _check_integrity(conn, path)
+        if scan:
+            _check_integrity(conn, path)
         pending = _pending_migrations(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
@@ -276,7 +170,8 @@ def explain(error: sqlite3.Error) -> UserError | None:
     text = str(error)
     if "readonly" in text:
         return ReadOnlyDatabase()
-    if "malformed" in text or "not a database" in text:
+    # A damaged record can pass quick_check and only fail when its text is read.
+    if "malformed" in text or "not a database" in text or "Could not decode" in text:
         return DatabaseDamaged(None, text)
     return None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from importlib import resources
 from pathlib import Path
 
 from newsletter.config import CONFIG_FILE, Settings
@@ -39,6 +38,7 @@ newsletter.db
 newsletter.db-*
 .newsletter-*.lock
 .newsletter-*.owner
+.newsletter-secret
 """
 
 CONFIG_EXAMPLE = """\
@@ -48,10 +48,20 @@ CONFIG_EXAMPLE = """\
 name = "My Newsletter"
 list_name = "my-newsletter"
 why = "You are receiving this email because you subscribed to My Newsletter."
-web_base_url = "https://example.org/newsletter"   # where web.html is published, per issue
-unsubscribe_url = "https://example.org/unsubscribe"
 language = "en"
 template = "newsletter"                          # templates/<template>.mjml.j2 and .txt.j2
+# Made from [web] base_url unless set here (e.g. to pages you host elsewhere):
+# web_base_url = "https://example.org/archive"   # each issue's web version: <this>/<slug>/
+# unsubscribe_url = "https://example.org/unsubscribe"
+# subscribe_url = "https://example.org/subscribe"
+
+[web]
+# Where `newsletter serve` is reachable from the internet (behind your reverse proxy):
+# the unsubscribe, web-version and signup links are made from it.
+base_url = "https://example.org"
+# trusted_proxies = ["127.0.0.1", "::1"]         # whose X-Forwarded-For/-Proto to believe
+# allowed_hosts = []                             # more Host names to answer besides base_url's
+privacy_note = "We use your address only to send you this newsletter. Unsubscribe with one click."
 
 [sender]
 name = "My Newsletter"
@@ -100,6 +110,16 @@ sections:
 """
 
 
+TEMPLATES_README = """\
+# Template overrides
+
+A file here replaces the built-in template of the same name; the others stay built-in
+and get the fixes of each new release. `newsletter templates list` shows them all,
+`newsletter templates eject footer` copies one here to edit, `newsletter templates diff`
+shows how your copies differ from the current built-ins.
+"""
+
+
 def init_workspace(directory: Path) -> list[Path]:
     """Create what is missing; a file already there (your own template, say) is kept."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -120,7 +140,11 @@ def init_workspace(directory: Path) -> list[Path]:
     if not (directory / "issues").exists():
         (directory / "issues").mkdir()
         created.append(directory / "issues")
-    created += _copy_default_templates(directory / "templates")
+    templates = directory / "templates"
+    if not templates.exists():  # overrides only: the built-ins stay up to date with releases
+        templates.mkdir()
+        _write_new(templates / "README.md", TEMPLATES_README)
+        created.append(templates)
     return created
 
 
@@ -131,23 +155,6 @@ def _write_new(path: Path, text: str) -> bool:
     except FileExistsError:
         return False
     return True
-
-
-def _copy_default_templates(target: Path) -> list[Path]:
-    created = []
-    root = resources.files("newsletter") / "templates"
-    stack = [(root, target)]
-    while stack:
-        source, destination = stack.pop()
-        destination.mkdir(parents=True, exist_ok=True)
-        for entry in source.iterdir():
-            if entry.is_dir() and entry.name != "preview":  # the preview page is not the email's
-                stack.append((entry, destination / entry.name))
-            elif entry.name.endswith(".j2"):
-                path = destination / entry.name
-                if _write_new(path, entry.read_text(encoding="utf-8")):
-                    created.append(path)
-    return sorted(created)
 
 
 def new_issue(settings: Settings, slug: str, subject: str, today: dt.date | None = None) -> Path:

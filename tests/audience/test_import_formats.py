@@ -163,6 +163,9 @@ def test_an_unknown_status_value_is_one_located_error(ws: Path) -> None:
         ("Email address,Given name,Surname", "ann@example.org,Ann,Smith"),
         ("Email,Given name,Family name", "ann@example.org,Ann,Smith"),
         ("e-mail,prénom,nom", "ann@example.org,Ann,Smith"),
+        ("Email,First,Last", "ann@example.org,Ann,Smith"),
+        ("Email Address,FNAME,LNAME", "ann@example.org,Ann,Smith"),
+        ("E-Mail,Vorname,Familienname", "ann@example.org,Ann,Smith"),
     ],
 )
 def test_names_in_other_spellings_make_first_and_full_name(ws: Path, header: str, row: str) -> None:

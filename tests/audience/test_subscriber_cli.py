@@ -56,7 +56,7 @@ def test_import_reports_rejected_rows_and_imports_the_rest(ws: Path) -> None:
     )
     assert run(ws, "subscribers", "stats", "--json").stdout == (
         '{\n  "total": 3,\n  "active": 3,\n  "unsubscribed": 0,\n'
-        '  "bounced": 0,\n  "complained": 0\n}\n'
+        '  "bounced": 0,\n  "complained": 0,\n  "pending": 0\n}\n'
     )
 
 
@@ -143,7 +143,10 @@ def test_list_and_stats(ws: Path) -> None:
     wrong = run(ws, "subscribers", "list", "--status", "gone")
     assert (wrong.exit_code, lines(wrong.stderr)) == (
         1,
-        ["error: --status: unknown status 'gone' — use active, unsubscribed, bounced, complained"],
+        [
+            "error: --status: unknown status 'gone' — use active, unsubscribed, bounced, "
+            "complained, pending"
+        ],
     )
     assert lines(run(ws, "subscribers", "stats").stdout) == [
         "3 subscribers",
@@ -151,6 +154,7 @@ def test_list_and_stats(ws: Path) -> None:
         "  unsubscribed 1",
         "  bounced      0",
         "  complained   0",
+        "  pending      0",
     ]
 
 

@@ -150,6 +150,7 @@ def test_stats_and_iteration_in_pages(store: SubscriberStore, conn: sqlite3.Conn
         "unsubscribed": 0,
         "bounced": 250,
         "complained": 0,
+        "pending": 0,
     }
     ids = [s.id for s in store.iter_subscribers()]
     assert ids == sorted(ids) and len(ids) == 2500
@@ -237,8 +238,8 @@ def test_import_never_reactivates_and_applies_opt_outs(
         (
             7,
             "rejected",
-            "status 'gone' is not one of active, unsubscribed, bounced, complained, subscribed, "
-            "cleaned, pending, transactional, archived, enabled, disabled, blocklisted, "
+            "status 'gone' is not one of active, unsubscribed, bounced, complained, pending, "
+            "subscribed, cleaned, transactional, archived, enabled, disabled, blocklisted, "
             "blacklisted, confirmed, unconfirmed",
         ),
     ]

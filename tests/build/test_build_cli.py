@@ -69,6 +69,55 @@ BAD_INPUTS = [
         id="malformed-yaml",
     ),
     pytest.param(
+        'subject: "Albania raid on Ashraf 3 sparks protests across Europe"',
+        'subject: "Albania raid on Ashraf 3 sparks protests across Europe',
+        "issue.yaml:3: a quoted value is not closed on its line — add the closing quote",
+        id="unclosed-quote-then-quoted-line",
+    ),
+    pytest.param(
+        'sanctions announced"\n        url: https://example.org/placeholder/after',
+        "sanctions announced\n        url: https://example.org/placeholder/after",
+        "issue.yaml:17: a quoted value is not closed on its line",
+        id="unclosed-quote-in-an-article",
+    ),
+    pytest.param(
+        "date: 2026-12-01",
+        "date: '2026-12-01",
+        "issue.yaml:5: a quoted value is not closed on its line",
+        id="unclosed-single-quote",
+    ),
+    pytest.param(
+        "    layout: lead\n",
+        "    layout: lead\n    articles: []\n",
+        "issue.yaml:11: 'articles' is written twice in the same place — keep one of them",
+        id="duplicate-key",
+    ),
+    pytest.param(
+        'preheader: "Rallies',
+        'preheader: "\x0cRallies',
+        "issue.yaml:4: the file holds a control character ('\\x0c') YAML does not allow",
+        id="raw-form-feed",
+    ),
+    pytest.param(
+        "intro: ",
+        "intro: \x1c",
+        "issue.yaml:6: the file holds a control character ('\\x1c') YAML does not allow",
+        id="raw-file-separator",
+    ),
+    pytest.param(
+        'preheader: "Rallies',
+        'preheader: 5\nx: "Rallies',
+        "issue.yaml:4: preheader: must be text (it is 5) — correct the value",
+        id="number-for-text",
+    ),
+    pytest.param(
+        '        teaser: "Protests',
+        "        image: {src: https://example.org/a.jpg, alt: Rally, width: 0}\n"
+        '        teaser: "Protests',
+        "sections[0].articles[0].image.width: must be at least 1 (it is 0)",
+        id="number-out-of-range",
+    ),
+    pytest.param(
         'subject: "Albania raid on Ashraf 3 sparks protests across Europe"\n',
         "",
         "issue.yaml:3: subject: is required — add the subject field",
@@ -227,7 +276,8 @@ def test_bad_setting_names_file_and_field(workspace: Path) -> None:
 def test_init_then_new_then_build(tmp_path: Path) -> None:
     root = tmp_path / "fresh"
     assert run(None, "init", str(root)).exit_code == 0
-    assert (root / "templates" / "newsletter.mjml.j2").is_file()
+    # No copies of the built-in templates: only a README on how to override one.
+    assert [p.name for p in (root / "templates").iterdir()] == ["README.md"]
     assert (root / ".env.example").read_text().count("SENDGRID_API_KEY=") == 1
     outcome = run(root, "new", "first", "--subject", 'Hello "world"')
     assert outcome.exit_code == 0
@@ -319,9 +369,9 @@ def test_init_keeps_files_already_there(tmp_path: Path) -> None:
     assert outcome.exit_code == 0
     assert (root / "templates" / "newsletter.mjml.j2").read_text() == "my own layout"
     assert (root / ".env.example").read_text() == "mine"
-    assert "created " + str(root / "templates" / "newsletter.mjml.j2") not in outcome.stdout
-    assert (root / "templates" / "partials" / "footer.mjml.j2").is_file()
-    assert not (root / "templates" / "preview").exists()
+    assert "created " + str(root / "templates") not in outcome.stdout
+    assert not (root / "templates" / "partials").exists()
+    assert not (root / "templates" / "README.md").exists()
 
 
 def test_an_issue_file_that_is_a_folder(workspace: Path) -> None:

@@ -53,3 +53,28 @@ def test_a_colour_that_is_not_one_is_said_in_words(tmp_path: Path) -> None:
     assert outcome.exit_code == 1
     assert "[brand.primary_color] 'blue' is not a colour: write it as #rrggbb" in outcome.stderr
     assert "String should match pattern" not in outcome.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ('batch_size = "lots"', "[delivery.batch_size] must be a whole number (it is 'lots')"),
+        ("batch_size = 5000", "[delivery.batch_size] must be at most 1000 (it is 5000)"),
+        ("batch_size = 0", "[delivery.batch_size] must be at least 1 (it is 0)"),
+    ],
+)
+def test_a_number_setting_is_said_in_words(tmp_path: Path, line: str, said: str) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    config = root / "newsletter.toml"
+    text = "\n".join(
+        kept for kept in config.read_text("utf-8").splitlines() if "batch_size" not in kept
+    )
+    config.write_text(text + "\n", "utf-8")
+    _set(root, "delivery", line)
+
+    outcome = run(root, "build", "sample")
+
+    assert outcome.exit_code == 1
+    (error,) = outcome.stderr.splitlines()
+    assert said in error
+    assert "Input should" not in error

@@ -218,13 +218,17 @@ def test_broken_and_empty_feeds(workspace: Path, tmp_path: Path) -> None:
         "added to 'Articles': My Professional Armchair Analysis of CES",
         "added to 'Articles': Did We Learn Nothing From the Dot-Com Bust?",
         f"note: {fixture('feeds/illegally-nested.xml')}: "
+        'feed "PCMag.com: the Official John C. Dvorak RSS Feed" from http://www.pcmag.com',
+        f"note: {fixture('feeds/illegally-nested.xml')}: "
         "10 empty item(s) skipped (the feed is malformed)",
         "note: 2 http:// link(s) saved as https:// (email clients block plain http); check that"
         " they open",
         "issues/fresh/issue.yaml: 2 added, 0 skipped",
     ]
     text = path.read_text()
-    assert "url: http://" not in text and "url: https://feedproxy.google.com/" in text
+    # FeedBurner's origLink sits on the illegally nested inner item: still the article's address.
+    assert "url: http://" not in text and "url: https://www.pcmag.com/article2/" in text
+    assert "feedproxy.google.com" not in text
 
 
 def test_feed_with_since_and_section(workspace: Path) -> None:

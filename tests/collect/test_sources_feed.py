@@ -113,7 +113,10 @@ def test_limit_and_since() -> None:
 def test_malformed_feed_keeps_the_real_items_and_says_what_was_dropped() -> None:
     collected = read_source(str(fixture("feeds/illegally-nested.xml")), ReadOptions(limit=20))
     assert len(collected.found) == 10
-    assert collected.notes == ["10 empty item(s) skipped (the feed is malformed)"]
+    assert collected.notes == [
+        'feed "PCMag.com: the Official John C. Dvorak RSS Feed" from http://www.pcmag.com',
+        "10 empty item(s) skipped (the feed is malformed)",
+    ]
     assert collected.found[0].article.title == "My Professional Armchair Analysis of CES"
     assert all(a.article.image is None for a in collected.found)  # FeedBurner pixels are not images
 

@@ -174,7 +174,7 @@ def test_the_message_carries_the_same_headers_as_the_other_backends(smtp_server:
     parsed = smtp_server.mailbox.parsed(0)
     assert parsed["To"] == "Ann Smith <ann@example.org>"
     assert parsed["Subject"] == "The spring issue"
-    assert parsed["List-Unsubscribe"].startswith("<https://example.org/unsubscribe?list=")
+    assert parsed["List-Unsubscribe"].startswith("<https://example.org/unsubscribe?t=")
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert parsed["Message-ID"] and parsed["Date"]
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]

@@ -315,7 +315,7 @@ def test_dry_run_builds_and_checks_every_request_and_changes_nothing(
     assert re.fullmatch(r"requests    3 \(largest [\d,]+ bytes, 1,000 personalizations\)", lines[2])
     assert re.fullmatch(
         r"largest     [\d,]+ bytes of HTML \(reader000000@example.org\); ~[\d,]+ with click "
-        r"tracking of 15 links \(Gmail clips from 102,000\)",
+        r"tracking of 14 links \(Gmail clips from 102,000\)",
         lines[3],
     )
     assert lines[4] == "ok: every request is valid"
@@ -327,7 +327,7 @@ def test_dry_run_reports_the_clip_limit_on_the_worst_case(
     tmp_path: Path, stub: SendGridStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = workspace_with(tmp_path, stub, 2)
-    monkeypatch.setattr("newsletter.deliver.dry_run.TRACKED_LINK_CHARS", 5000)
+    monkeypatch.setattr("newsletter.deliver.dry_run.TRACKED_LINK_CHARS", 8000)
     outcome = send(root, "--dry-run")
     assert outcome.exit_code == 1
     assert re.search(
@@ -343,8 +343,34 @@ def test_dry_run_names_missing_settings_as_problems(tmp_path: Path) -> None:
     add_subscribers(root, numbered(1))
     outcome = send(root, "--dry-run", "--backend", "sendgrid")
     assert outcome.exit_code == 1
-    assert "problem: .env: SENDGRID_API_KEY is not set" in outcome.stderr
-    assert "warning: .env: NEWSLETTER_UNSUBSCRIBE_SECRET is not set" in outcome.stderr
+    # No .env in this workspace: the message says so and how to make one.
+    no_env = f"the environment (there is no {root / '.env'})"
+    assert f"problem: {no_env}: SENDGRID_API_KEY is not set — create {root / '.env'}" in (
+        outcome.stderr
+    )
+    assert f"warning: {no_env}: NEWSLETTER_UNSUBSCRIBE_SECRET is not set" in outcome.stderr
+
+
+def test_a_missing_key_names_the_env_file_that_exists(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    (root / ".env").write_text("SMTP_HOST=\n", encoding="utf-8")
+    add_subscribers(root, numbered(1))
+    outcome = send(root, "--dry-run", "--backend", "sendgrid")
+    assert outcome.exit_code == 1
+    assert f"problem: {root / '.env'}: SENDGRID_API_KEY is not set — add SENDGRID_API_KEY=..." in (
+        outcome.stderr
+    )
+
+
+def test_a_broken_env_line_is_one_line_with_the_file_and_line(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    (root / ".env").write_text('X=1\nSENDGRID_API_KEY="SG.secret-part\nY=2\n', encoding="utf-8")
+    outcome = send(root, "--dry-run", "--backend", "sendgrid")
+    assert outcome.exit_code == 1
+    assert outcome.stderr == (
+        f"error: {root / '.env'}:2: a line is not NAME=value (an unclosed quote, or a stray "
+        "word) — write it as NAME=value, closing any quote on the same line\n"
+    )
 
 
 def test_test_send_goes_to_the_address_only_and_is_recorded_nowhere(
@@ -401,10 +427,17 @@ def test_the_outbox_quick_start_needs_no_credentials(tmp_path: Path) -> None:
     ]
     assert outcome.stderr == PLACEHOLDERS + (
         "warning: NEWSLETTER_UNSUBSCRIBE_SECRET is not set: the outbox's unsubscribe links "
-        "are signed with a throwaway key (set it in .env before a real send)\n"
+        "are signed with this workspace's own key in .newsletter-secret (set it in .env "
+        "before a real send)\n"
     )
     files = sorted(p.name for p in (root / "outbox" / "sample").iterdir())
     assert files == ["ann@example.org.eml", "bob@example.org.eml"]
+    key = root / ".newsletter-secret"
+    assert key.stat().st_mode & 0o777 == 0o600
+    # The same key signs the next rehearsal: links of earlier outbox files keep working.
+    first = key.read_text()
+    assert send(root, "--yes", "--resend").exit_code == 0
+    assert key.read_text() == first
 
 
 def test_a_real_backend_needs_the_unsubscribe_secret(tmp_path: Path, stub: SendGridStub) -> None:
@@ -413,7 +446,8 @@ def test_a_real_backend_needs_the_unsubscribe_secret(tmp_path: Path, stub: SendG
     outcome = send(root, "--yes")
     assert outcome.exit_code == 1
     assert outcome.stderr.startswith(
-        "error: .env: NEWSLETTER_UNSUBSCRIBE_SECRET is not set: unsubscribe links cannot be signed"
+        f"error: {root / '.env'}: NEWSLETTER_UNSUBSCRIBE_SECRET is not set — add "
+        "NEWSLETTER_UNSUBSCRIBE_SECRET=... to it; unsubscribe links are signed with it"
     )
     assert stub.accepted == []
 
@@ -545,11 +579,31 @@ def test_a_real_send_refuses_example_placeholders(tmp_path: Path, stub: SendGrid
     assert outcome.exit_code == 1
     assert outcome.stderr.splitlines()[-1] == (
         "error: issue 'sample' still has example placeholders: 11 article link(s) in issue.yaml,"
-        " [newsletter] unsubscribe_url in newsletter.toml, [newsletter] web_base_url in"
-        " newsletter.toml, [sender] email in newsletter.toml, [sender] reply_to in"
-        " newsletter.toml, [sender] postal_address in newsletter.toml — replace them with"
-        " real addresses, or rehearse with `--backend outbox`; nothing was sent"
+        " [web] base_url in newsletter.toml, [sender] email in newsletter.toml, [sender]"
+        " reply_to in newsletter.toml, [sender] postal_address in newsletter.toml — replace"
+        " them with real addresses, or rehearse with `--backend outbox`; nothing was sent"
     )
+    assert stub.accepted == []
+
+
+def test_a_link_set_apart_from_the_web_base_is_named_itself(
+    tmp_path: Path, stub: SendGridStub
+) -> None:
+    root = workspace_with(tmp_path, stub, 2)
+    config = root / "newsletter.toml"
+    text = config.read_text().replace("allow_placeholders = true\n", "")
+    text = text.replace(
+        'base_url = "https://example.org"', 'base_url = "https://news.balkanbrief.eu"'
+    )
+    text = text.replace(
+        'language = "en"', 'language = "en"\nunsubscribe_url = "https://example.com/u"'
+    )
+    config.write_text(text)
+    outcome = send(root, "--yes", "--no-sync")
+    assert outcome.exit_code == 1
+    line = outcome.stderr.splitlines()[-1]
+    assert "[newsletter] unsubscribe_url in newsletter.toml" in line
+    assert "[web] base_url" not in line and "web_base_url" not in line
     assert stub.accepted == []
 
 

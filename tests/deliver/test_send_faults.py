@@ -94,7 +94,7 @@ def test_a_host_that_is_not_an_http_url_is_refused_when_settings_are_read(
     outcome = run(root, "send", "sample", "--yes")
     assert outcome.exit_code == 1
     line = _one_line_error(outcome.stderr)
-    assert "SENDGRID_API_HOST=" in line and "is not an http(s) URL" in line
+    assert "SENDGRID_API_HOST is not an http(s) URL" in line
     assert "https://api.sendgrid.com" in line
     assert KEY not in outcome.stdout + outcome.stderr
     assert _states(root) == {}
@@ -205,7 +205,7 @@ def test_a_real_send_refuses_the_example_sender_and_postal_address(tmp_path: Pat
     root = _workspace(tmp_path, SENDGRID_API_KEY=KEY)
     config = root / "newsletter.toml"
     text = config.read_text(encoding="utf-8").replace("allow_placeholders = true\n", "")
-    text = text.replace("https://example.org/", "https://news.example-media.eu/")
+    text = text.replace("https://example.org", "https://news.example-media.eu")
     config.write_text(text, encoding="utf-8")
     issue = root / "issues" / "sample" / "issue.yaml"
     issue.write_text(
@@ -355,3 +355,47 @@ def test_sync_against_a_closed_port_says_connection_refused_in_words(tmp_path: P
     line = _one_line_error(synced.stderr)
     assert "cannot read /v3/suppression/unsubscribes (connection refused)" in line
     assert "urlopen" not in line and "Errno" not in line
+
+
+def test_a_host_that_answers_200_with_something_else_is_one_line(tmp_path: Path) -> None:
+    """A SENDGRID_API_HOST pointing at some web server that answers every path with HTML."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html><body>It works!</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        root = _workspace(tmp_path, SENDGRID_API_KEY=KEY, SENDGRID_API_HOST=host)
+        synced = run(root, "subscribers", "sync")
+        sent = run(root, "send", "sample", "--yes")
+    finally:
+        server.shutdown()
+    for outcome in (synced, sent):
+        assert outcome.exit_code != 0
+        line = _one_line_error(outcome.stderr)
+        assert "is not a SendGrid list (not JSON)" in line
+        assert "Traceback" not in outcome.stderr
+
+
+@pytest.mark.parametrize("variable", ["SENDGRID_API_HOST", "SMTP_PORT"])
+def test_a_key_pasted_into_the_wrong_line_is_never_printed(tmp_path: Path, variable: str) -> None:
+    root = _workspace(tmp_path, SENDGRID_API_KEY=KEY, **{variable: KEY})
+    outcome = run(root, "send", "sample", "--yes")
+    assert outcome.exit_code == 1
+    line = _one_line_error(outcome.stderr)
+    assert variable in line
+    assert KEY not in outcome.stdout + outcome.stderr
+    assert KEY[3:15] not in outcome.stdout + outcome.stderr

@@ -358,13 +358,17 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     target = root / "shots"
     command = [sys.executable, "-c", "from newsletter.cli import main; main()"]
     result = subprocess.run(
-        [*command, "--workspace", str(root), "preview", "sample", "--screenshot", str(target)],
+        [
+            *command,
+            *("--workspace", str(root), "preview", "sample", "--screenshot", str(target)),
+            "--offline",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    names = ("600", "375", "600-dark")
+    names = ("600", "375", "600-dark", "375-dark")
     assert result.stdout.splitlines() == [
         "wrote build/sample/preview.html",
         *(f"wrote {target / f'sample-{name}.png'}" for name in names),
@@ -374,10 +378,10 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_screenshots_have_the_expected_widths(screenshots: dict[str, Path]) -> None:
-    assert sorted(screenshots) == ["375", "600", "600-dark"]
+    assert sorted(screenshots) == ["375", "375-dark", "600", "600-dark"]
     sizes = {name: _png_size(path) for name, path in screenshots.items()}
     assert sizes["600"][0] == sizes["600-dark"][0] == 600 * SCALE
-    assert sizes["375"][0] == 375 * SCALE
+    assert sizes["375"][0] == sizes["375-dark"][0] == 375 * SCALE
     # Full page, not one screen: the sample is thousands of CSS pixels long.
     assert all(height > 2000 * SCALE for _, height in sizes.values())
     # Stacked columns and narrower text make the phone version much longer.
@@ -387,12 +391,13 @@ def test_screenshots_have_the_expected_widths(screenshots: dict[str, Path]) -> N
 def test_screenshots_are_not_blank_and_dark_differs(
     browser: Browser, screenshots: dict[str, Path]
 ) -> None:
-    light, mobile, dark = _pixel_stats(
-        browser, screenshots["600"], screenshots["375"], screenshots["600-dark"]
+    light, mobile, dark, mobile_dark = _pixel_stats(
+        browser, *(screenshots[name] for name in ("600", "375", "600-dark", "375-dark"))
     )
-    for stats in (light, mobile, dark):
+    for stats in (light, mobile, dark, mobile_dark):
         assert stats["std"] > 10, f"looks blank: {stats}"
     assert abs(dark["mean"] - light["mean"]) > 5, (light, dark)
+    assert abs(mobile_dark["mean"] - mobile["mean"]) > 5, (mobile, mobile_dark)
 
 
 def test_screenshot_pages_stack_the_grid_on_a_phone(browser: Browser, workspace: Path) -> None:

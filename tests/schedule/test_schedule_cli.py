@@ -356,8 +356,9 @@ def test_a_missing_api_key_at_send_time_is_a_config_error(tmp_path: Path) -> Non
     result = run_due(load_settings(root), DUE)
     assert result.exit_code is ExitCode.CONFIG
     assert result.issues[0].line == (
-        "failed sample: .env: SENDGRID_API_KEY is not set — add the key to .env "
-        "(see .env.example), or send with --backend outbox"
+        f"failed sample: {root / '.env'}: SENDGRID_API_KEY is not set — add "
+        "SENDGRID_API_KEY=... to it; use a key with Mail Send permission, or send with "
+        "--backend outbox"
     )
     assert "SENDGRID_API_KEY is not set" in (root / "logs" / "newsletter.log").read_text()
 

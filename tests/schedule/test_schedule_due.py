@@ -76,6 +76,29 @@ def test_a_due_issue_is_one_line_and_exit_0(root: Path, sendgrid_stub: SendGridS
     assert (again.exit_code, again.stdout, again.stderr) == (7, "", "")
 
 
+def test_an_outbox_rehearsal_never_stands_in_for_the_scheduled_send(
+    root: Path, sendgrid_stub: SendGridStub
+) -> None:
+    # Scheduled first, then rehearsed: cron still sends it for real.
+    plan_ago(root, "sample", 2)
+    rehearsal = run(root, "send", "sample", "--backend", "outbox", "--yes")
+    assert rehearsal.exit_code == 0, rehearsal.stderr
+    listed = run(root, "schedule", "--list")
+    assert "due" in listed.stdout and "0 sent" in listed.stdout, listed.stdout
+    outcome = run(root, "send", "--due")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert outcome.stdout.startswith("sent sample to 5 recipients (due ")
+    assert sendgrid_stub.deliveries(issue="sample") == {email: 1 for email in numbered(5)}
+
+
+def test_an_issue_rehearsed_first_can_still_be_scheduled(
+    root: Path, sendgrid_stub: SendGridStub
+) -> None:
+    assert run(root, "send", "sample", "--backend", "outbox", "--yes").exit_code == 0
+    scheduled = run(root, "schedule", "sample", "--at", "2099-01-01 08:00", "--tz", "UTC")
+    assert scheduled.exit_code == 0, scheduled.stderr
+
+
 def test_too_late_is_said_once_with_exit_3(root: Path, sendgrid_stub: SendGridStub) -> None:
     plan_ago(root, "sample", 7 * 60)
     outcome = run(root, "send", "--due")
@@ -114,8 +137,9 @@ def test_a_missing_unsubscribe_secret_stops_the_run_at_the_first_issue(
     assert outcome.exit_code == 1  # settings wrong: not 3, one failure per due issue
     assert outcome.stdout == ""
     assert outcome.stderr.splitlines() == [
-        "error: failed sample: .env: NEWSLETTER_UNSUBSCRIBE_SECRET is not set: unsubscribe "
-        "links cannot be signed — set it to a long random string, e.g. "
+        f"error: failed sample: {root / '.env'}: NEWSLETTER_UNSUBSCRIBE_SECRET is not set — "
+        "add NEWSLETTER_UNSUBSCRIBE_SECRET=... to it; unsubscribe links are signed with it; "
+        "use a long random string, e.g. "
         "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
     ]
     assert sendgrid_stub.accepted == []

@@ -7,6 +7,7 @@ network is needed. Sends through the real delivery core are in test_schedule_cli
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from newsletter.config import Settings, load_settings
 from newsletter.db import open_database
@@ -191,13 +193,35 @@ def test_a_run_killed_mid_batch_resumes_and_leaves_that_batch_unknown(
     finally:
         conn.close()
     result = run_due(settings, DUE, send=FakeSender())
-    assert result.exit_code is ExitCode.SENT
-    assert result.issues[0].line.startswith(
-        "sent a to 3 recipients, 2 left unknown by an interrupted run "
-        "(see `newsletter status a`) (due "
+    # Not complete: the exit code says so, and the line says what to do.
+    assert result.exit_code is ExitCode.PARTLY_FAILED
+    assert result.issues[0].line == (
+        "partly sent a: 3 sent, 2 left unknown by an interrupted run (they may have it) — "
+        "see `newsletter status a`; `newsletter send a --resend-unknown` sends to them again"
     )
     # The interrupted batch may have gone out: never resent, the others are.
     assert counts(settings, "a") == {"sent": 3, "unknown": 2}
+
+
+def test_a_run_that_finds_only_unknown_recipients_left_is_not_a_success(
+    settings: Settings,
+) -> None:
+    plan(settings, "a", "2026-12-01 08:00")
+    conn = open_database(settings.database_path)
+    try:
+        ledger = Ledger(conn)
+        ledger.prepare("a")
+        assert ledger.claim_batch("a", 5) is not None  # everyone, then SIGKILL
+    finally:
+        conn.close()
+
+    result = run_due(settings, DUE, send=FakeSender())
+
+    assert result.exit_code is ExitCode.DELIVERY_FAILED
+    assert result.issues[0].line.startswith(
+        "failed a: 0 sent, 5 left unknown by an interrupted run (they may have it)"
+    )
+    assert counts(settings, "a") == {"unknown": 5}
 
 
 def test_failed_recipients_make_a_partly_failed_run(settings: Settings) -> None:
@@ -432,9 +456,24 @@ def test_the_log_has_the_detail_and_never_the_key(root: Path) -> None:
     run_due(settings, DUE, send=FakeSender(refuse=refusal))
     text = (root / "logs" / "newsletter.log").read_text(encoding="utf-8")
     assert key not in text
-    assert "SendGrid refused the key *** (401)" in text
+    assert "SendGrid refused the key SG.*** (401)" in text
     assert "run at 2026-12-01T07:00:00+00:00: 1 scheduled, 1 due, 0 too late" in text
     assert "run finished: exit 4 (auth)" in text
+
+
+def test_the_log_blots_out_the_key_in_every_quoted_form(root: Path) -> None:
+    key = "SG.secret\u00e9-key\t0123456789"  # a key with an escape-worthy character
+    settings = load_settings(root, environ={"SENDGRID_API_KEY": "SG.placeholder"})
+    settings = settings.model_copy(
+        update={"secrets": settings.secrets.model_copy(update={"sendgrid_api_key": SecretStr(key)})}
+    )
+    plan(settings, "a", "2026-12-01 08:00")
+    refusal = AuthError(f"Invalid header value {key!r} and {json.dumps(key)}")
+    run_due(settings, DUE, send=FakeSender(refuse=refusal))
+    text = (root / "logs" / "newsletter.log").read_text(encoding="utf-8")
+    for form in (key, repr(key)[1:-1], json.dumps(key)[1:-1]):
+        assert form not in text
+    assert "secret" not in text
 
 
 def test_an_unexpected_error_is_one_line_with_the_traceback_in_the_log(

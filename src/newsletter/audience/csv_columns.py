@@ -19,7 +19,10 @@ COLUMN_ROLES = {
     "fullname": "name",
     "displayname": "name",
     "firstname": "first_name",
+    "first": "first_name",
+    "fname": "first_name",  # Mailchimp's merge field
     "givenname": "first_name",
+    "forename": "first_name",
     "vorname": "first_name",
     "prénom": "first_name",
     "prenom": "first_name",
@@ -31,7 +34,9 @@ COLUMN_ROLES = {
     "cleantime": "status_changed",
 }
 # Kept as a custom field, and joined to the first name when there is no name column.
-LAST_NAME_COLUMNS = frozenset({"lastname", "surname", "familyname", "nachname", "nom"})
+LAST_NAME_COLUMNS = frozenset(
+    {"lastname", "last", "lname", "surname", "familyname", "familienname", "nachname", "nom"}
+)
 
 _A, _U, _B, _C = Status.ACTIVE, Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED
 # What each status column of other tools' exports says, value (lower case) -> status.
@@ -77,7 +82,7 @@ STATUS_COLUMNS: dict[str, dict[str, Status]] = {
 # columns (normalised) mark such a file, and say what every row of it is.
 FILE_STATUS_COLUMNS = {"unsubtime": _U, "unsubreason": _U, "cleantime": _B}
 # Which status wins when a row has several: the furthest from active.
-SEVERITY = {_A: 0, _U: 1, _B: 2, _C: 3}
+SEVERITY = {_A: 0, Status.PENDING: 1, _U: 2, _B: 3, _C: 4}
 
 
 def normal_header(header: str) -> str:

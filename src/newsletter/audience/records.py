@@ -21,6 +21,7 @@ class Status(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
     COMPLAINED = "complained"
+    PENDING = "pending"  # signed up through the form, not yet confirmed (double opt-in)
 
 
 STATUSES: tuple[Status, ...] = tuple(Status)

@@ -9,6 +9,8 @@ from typing import Literal
 
 from lxml import html as lxml_html
 
+from newsletter.build.finish import preheader_text
+from newsletter.build.outlook import width_problems
 from newsletter.issue.model import Issue
 from newsletter.issue.placeholders import is_placeholder
 from newsletter.merge_tags import MERGE_TAGS, is_merge_tag
@@ -18,6 +20,14 @@ SIZE_WARNING_BYTES = 90_000
 MAX_WIDTH_PX = 600
 PREHEADER_MIN, PREHEADER_MAX = 35, 140
 MAX_LINE_OCTETS = 998
+RUST_ESCAPE = "\\u{"
+# What a client reads from <head>: (meta name, what it is for).
+CLIENT_METAS = (
+    ("color-scheme", "dark mode in Apple Mail"),
+    ("supported-color-schemes", "dark mode in older Apple Mail"),
+    ("x-apple-disable-message-reformatting", "Apple Mail would rescale the layout"),
+    ("format-detection", "iOS would turn dates and numbers into links"),
+)
 
 Level = Literal["error", "warning"]
 
@@ -40,6 +50,7 @@ class BuiltEmail:
     text: str
     issue: Issue
     tracked_urls: tuple[str, ...]
+    mjml: str = ""
 
 
 Check = Callable[[BuiltEmail, "lxml_html.HtmlElement"], Iterator[Finding]]
@@ -97,6 +108,10 @@ def document_head(built: BuiltEmail, document: lxml_html.HtmlElement) -> Iterato
         yield _error("charset", "no <meta> declares the character set")
     if not any((meta.get("name") or "").lower() == "viewport" for meta in metas):
         yield _error("viewport", "no <meta name=viewport>: phones will zoom out")
+    names = {(meta.get("name") or "").lower() for meta in metas}
+    for name, purpose in CLIENT_METAS:
+        if name not in names:
+            yield _error("head-meta", f"no <meta name={name}> in <head> ({purpose})")
     titles = document.xpath("//head/title")
     if not titles or not (titles[0].text_content() or "").strip():
         yield _error("title", "the <title> is missing or empty")
@@ -110,7 +125,9 @@ def preheader(built: BuiltEmail, document: lxml_html.HtmlElement) -> Iterator[Fi
     if first is None or "display:none" not in style:
         yield _error("preheader", "no hidden preheader at the top of the body")
         return
-    length = len(" ".join(first.text_content().split()))
+    if "mso-hide:all" not in style:
+        yield _error("preheader", "the preheader lacks mso-hide:all: Outlook shows it")
+    length = len(preheader_text(first.text_content()))
     if not PREHEADER_MIN <= length <= PREHEADER_MAX:
         yield _error(
             "preheader",
@@ -144,6 +161,14 @@ def tables(built: BuiltEmail, document: lxml_html.HtmlElement) -> Iterator[Findi
         width = (table.get("width") or "").removesuffix("px")
         if width.isdigit() and int(width) > MAX_WIDTH_PX:
             yield _error("width", f"a table is {width}px wide; the limit is {MAX_WIDTH_PX}px")
+
+
+@check
+def outlook_widths(built: BuiltEmail, _: lxml_html.HtmlElement) -> Iterator[Finding]:
+    problems = width_problems(built.email_html)
+    for problem in dict.fromkeys(problems):
+        count = problems.count(problem)
+        yield _error("outlook-width", problem + (f" ({count} times)" if count > 1 else ""))
 
 
 @check
@@ -210,6 +235,15 @@ def leftovers(built: BuiltEmail, _: lxml_html.HtmlElement) -> Iterator[Finding]:
     for name, text in (("email.html", built.email_html), ("email.txt", built.text)):
         if "{{" in text or "{%" in text:
             yield _error("leftover", f"{name} contains an unrendered template tag")
+    # mjml-python's Rust escapes of attribute characters; only those the content did not
+    # itself contain count.
+    escapes = built.email_html.count(RUST_ESCAPE) - built.mjml.count(RUST_ESCAPE)
+    if escapes > 0:
+        yield _error(
+            "escape",
+            f"email.html contains {escapes} literal {RUST_ESCAPE}...}} escape(s) from MJML: "
+            "a character in an attribute was not encoded",
+        )
 
 
 @check

@@ -44,7 +44,8 @@ def inline_css(html: str) -> str:
         css_text=None,
         method="html",
         base_path=None,
-        disable_basic_attributes=None,
+        # An image's width attribute is what Outlook uses: never let CSS's 100% replace it.
+        disable_basic_attributes=["width", "height"],
         disable_validation=True,
         cache_css_parsing=False,
         cssutils_logging_level=logging.CRITICAL,

@@ -29,7 +29,7 @@ def make_build(settings: Settings, slug: str) -> Build:
     rendered = render_issue(issue, slug, settings)
     track = template_environment(settings, slug).filters["track"]
     tracked = tuple(dict.fromkeys(track(article.url) for article in issue.articles()))
-    built = BuiltEmail(rendered.email_html, rendered.text, issue, tracked)
+    built = BuiltEmail(rendered.email_html, rendered.text, issue, tracked, rendered.mjml)
     return Build(slug, issue, rendered, run_checks(built))
 
 

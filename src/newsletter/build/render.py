@@ -8,6 +8,7 @@ import os
 import re
 import textwrap
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,13 +19,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import jinja2
 from markupsafe import Markup
 
+from newsletter.build.compact import compact_html
+from newsletter.build.finish import finish_html
 from newsletter.build.inline import inline_css
-from newsletter.build.mjml_tags import find_unknown_tags
-from newsletter.build.sanitize import neutralise_markers, sanitize_fragment, to_text
+from newsletter.build.mjml_tags import ascii_attributes, find_unknown_tags
+from newsletter.build.sanitize import sanitize_fragment, to_text
 from newsletter.config import Settings
 from newsletter.errors import TemplateError
 from newsletter.issue.model import Article, Issue
-from newsletter.merge_tags import MERGE_TAGS, is_merge_tag
+from newsletter.merge_tags import MERGE_TAGS, is_merge_tag, neutralise_markers
 
 TEXT_WIDTH = 76
 
@@ -64,11 +67,11 @@ def render_issue(issue: Issue, slug: str, settings: Settings) -> Rendered:
         email_raw = _mjml_to_html(email_mjml, template_name)
         web_raw = _mjml_to_html(web_mjml, template_name)
     with watch.stage("inline"):
-        email_html = inline_css(email_raw)
-        web_html = inline_css(web_raw)
+        email_html = compact_html(finish_html(inline_css(email_raw)))
+        web_html = compact_html(finish_html(inline_css(web_raw)))
     with watch.stage("text"):
         text = _render(environment, f"{template_name}.txt.j2", {**base, "web": False})
-        text = _normalise_text(text)
+        text = _normalise_text(unicodedata.normalize("NFC", text))
     return Rendered(email_html, web_html, text, email_mjml, watch.seconds)
 
 
@@ -267,7 +270,7 @@ def _mjml_to_html(source: str, template_name: str) -> str:
 
     try:
         # fonts={} stops MJML adding a Google Fonts <link>: no external stylesheets in email.
-        return str(mjml2html(source, disable_comments=True, fonts={}))
+        return str(mjml2html(ascii_attributes(source), disable_comments=True, fonts={}))
     except ValueError as exc:
         raise TemplateError(
             f"MJML could not be compiled: {exc}",

@@ -7,15 +7,6 @@ import re
 INLINE_TAGS = frozenset({"a", "b", "strong", "i", "em", "br", "p"})
 _BLOCK = re.compile(r"\n\s*\n")
 _ANCHOR_WITHOUT_HREF = re.compile(r"<a>(.*?)</a>", re.DOTALL)
-# Template and merge-tag delimiters in content would be filled in or flagged as leftovers;
-# a zero-width space keeps them visible as text but inert.
-_MARKERS = (("{{", "{\u200b{"), ("{%", "{\u200b%"), ("%%", "%\u200b%"))
-
-
-def neutralise_markers(text: str) -> str:
-    for marker, inert in _MARKERS:
-        text = text.replace(marker, inert)
-    return text
 
 
 def sanitize_fragment(text: str) -> str:

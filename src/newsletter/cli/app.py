@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,22 @@ def _workspace_first(args: list[str]) -> list[str]:
     return [*hoisted, *rest]
 
 
+# The validation wording typer passes through, in the tool's own words.
+_PLAIN_WORDS = (
+    (re.compile(r"Invalid value for '(--[\w-]+)'(?: / '-\w')?: "), r"\1: "),
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
+    (re.compile(r"Input should be a valid integer[^—]*?(?= —|$)"), "must be a whole number"),
+    (re.compile(r"Input should be a valid number[^—]*?(?= —|$)"), "must be a number"),
+)
+
+
+def _in_words(message: str) -> str:
+    for pattern, replacement in _PLAIN_WORDS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
 def _usage_error(error: Any) -> None:
     # One line like every other error, instead of click's usage block; a group called
     # with nothing still shows its help.
@@ -45,7 +62,7 @@ def _usage_error(error: Any) -> None:
         raise error
     below = error.ctx.command_path.partition(" ")[2] if error.ctx else ""
     path = f"newsletter {below}".rstrip()
-    message = " ".join(error.format_message().split()).removeprefix("Invalid value: ")
+    message = _in_words(" ".join(error.format_message().split()).removeprefix("Invalid value: "))
     typer.secho(
         f"error: {message.rstrip('.')} — see `{path} --help`", fg=typer.colors.RED, err=True
     )
@@ -86,6 +103,8 @@ class _Group(TyperGroup):
                 err=True,
             )
             raise typer.Exit(ExitCode.USER_ERROR) from None
+        except BrokenPipeError:
+            raise  # the output's reader went away (`| head`): `main` ends quietly
         except OSError as error:  # last resort: a file or folder the core did not anticipate
             where = f"{error.filename}: " if error.filename else ""
             typer.secho(
@@ -138,4 +157,12 @@ def warn(message: str) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except BrokenPipeError:
+        # `newsletter status x | head`: the reader went away; that is not an error to show.
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None

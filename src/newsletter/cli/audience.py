@@ -52,6 +52,7 @@ def import_(
     ctx: typer.Context,
     file: Path = typer.Argument(
         ...,
+        metavar="FILE",
         help="CSV with an `email` column; name, first_name, status and any other columns are kept.",
     ),
     status: str | None = typer.Option(
@@ -118,7 +119,7 @@ def _import_summary(file: Path, report: ImportReport) -> str:
 @subscribers_app.command()
 def add(
     ctx: typer.Context,
-    email: str = typer.Argument(..., help="The address to add."),
+    email: str = typer.Argument(..., metavar="EMAIL", help="The address to add."),
     name: str | None = typer.Option(
         None, "--name", metavar="NAME", help="Full name, as they write it."
     ),
@@ -141,7 +142,7 @@ def add(
 @subscribers_app.command()
 def remove(
     ctx: typer.Context,
-    email: str = typer.Argument(..., help="The address to delete from the list."),
+    email: str = typer.Argument(..., metavar="EMAIL", help="The address to delete from the list."),
 ) -> None:
     """Delete a subscriber from the list.
 
@@ -161,7 +162,7 @@ def remove(
 @subscribers_app.command()
 def unsubscribe(
     ctx: typer.Context,
-    email: str = typer.Argument(..., help="The address that asked to stop."),
+    email: str = typer.Argument(..., metavar="EMAIL", help="The address that asked to stop."),
     reason: str = typer.Option(
         "by the editors", "--reason", metavar="TEXT", help="Kept with the status."
     ),
@@ -223,7 +224,9 @@ def list_(
 @subscribers_app.command()
 def export(
     ctx: typer.Context,
-    file: str = typer.Argument("-", help="Where to write the CSV; - for standard output."),
+    file: str = typer.Argument(
+        "-", metavar="FILE", help="Where to write the CSV; - for standard output."
+    ),
     status: str | None = typer.Option(None, "--status", metavar="STATUS", help="Only this status."),
 ) -> None:
     """Write the list as CSV.
@@ -275,7 +278,7 @@ def stats(
 @app.command()
 def status(
     ctx: typer.Context,
-    slug: str = typer.Argument(..., help="The issue."),
+    slug: str = typer.Argument(..., metavar="SLUG", help="The issue."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     limit: int = typer.Option(
         20,

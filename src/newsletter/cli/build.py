@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 
 @app.command()
 def init(
-    directory: Path = typer.Argument(Path("."), help="Where to create the workspace."),
+    directory: Path = typer.Argument(
+        Path("."), metavar="DIR", help="Where to create the workspace."
+    ),
 ) -> None:
-    """Scaffold a workspace: newsletter.toml, templates/, issues/, .env.example.
+    """Scaffold a workspace: newsletter.toml, issues/, an empty templates/, .env.example.
 
     Example:  newsletter init my-newsletter
     """
@@ -34,7 +36,9 @@ def init(
 @app.command()
 def new(
     ctx: typer.Context,
-    slug: str = typer.Argument(..., help="Short name of the issue, e.g. 2026-12-01."),
+    slug: str = typer.Argument(
+        ..., metavar="SLUG", help="Short name of the issue, e.g. 2026-12-01."
+    ),
     subject: str = typer.Option("", "--subject", metavar="TEXT", help="The email subject."),
 ) -> None:
     """Start issues/SLUG/issue.yaml from a commented skeleton.
@@ -50,7 +54,9 @@ def new(
 @app.command()
 def build(
     ctx: typer.Context,
-    slug: str = typer.Argument(..., help="The issue to build (a folder in issues/)."),
+    slug: str = typer.Argument(
+        ..., metavar="SLUG", help="The issue to build (a folder in issues/)."
+    ),
 ) -> None:
     """Render email.html, email.txt, web.html and report.json into build/SLUG/; run the checks.
 
@@ -74,7 +80,7 @@ def build(
 @app.command()
 def check(
     ctx: typer.Context,
-    slug: str = typer.Argument(..., help="The issue to check."),
+    slug: str = typer.Argument(..., metavar="SLUG", help="The issue to check."),
 ) -> None:
     """Run the quality checks without writing anything; exit 1 on errors.
 

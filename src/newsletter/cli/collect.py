@@ -26,9 +26,12 @@ def _parse_date(value: str | None) -> dt.date | None:
 @app.command()
 def add(
     ctx: typer.Context,
-    slug: str = typer.Argument(..., help="The issue to add to (a folder in issues/)."),
+    slug: str = typer.Argument(
+        ..., metavar="SLUG", help="The issue to add to (a folder in issues/)."
+    ),
     sources: list[str] = typer.Argument(
         ...,
+        metavar="SOURCE...",
         help="Article URLs, saved .html pages, RSS/Atom feeds (URL or file), "
         "Markdown files with front matter, or .txt page dumps.",
         show_default=False,

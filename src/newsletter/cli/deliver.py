@@ -37,7 +37,7 @@ LISTED = 20  # unknown / failed addresses printed before "… and N more"
 def send(
     ctx: typer.Context,
     slug: str | None = typer.Argument(
-        None, help="The issue to send (a folder in issues/); none with --due."
+        None, metavar="SLUG", help="The issue to send (a folder in issues/); none with --due."
     ),
     test: list[str] = typer.Option(
         [],

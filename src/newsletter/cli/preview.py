@@ -8,11 +8,15 @@ import typer
 
 from newsletter.cli.app import app, info, settings, warn
 
+IMAGE_CACHE = ".image-cache"
+
 
 @app.command()
 def preview(
     ctx: typer.Context,
-    slug: str = typer.Argument(..., help="The issue to preview (a folder in issues/)."),
+    slug: str = typer.Argument(
+        ..., metavar="SLUG", help="The issue to preview (a folder in issues/)."
+    ),
     port: int = typer.Option(
         8000,
         "--port",
@@ -27,7 +31,13 @@ def preview(
         None,
         "--screenshot",
         metavar="DIR",
-        help="Write PNGs at 600px, 375px and 600px dark into DIR and exit (headless Chromium).",
+        help="Write PNGs at 600px and 375px, light and dark, into DIR and exit (headless "
+        "Chromium).",
+    ),
+    offline: bool = typer.Option(
+        False,
+        "--offline",
+        help="Fetch no image: use the cached ones, grey placeholders for the rest.",
     ),
 ) -> None:
     """Build, then serve a live preview on 127.0.0.1 that rebuilds and reloads when you save.
@@ -41,23 +51,31 @@ def preview(
         newsletter preview sample --open
 
         newsletter preview sample --screenshot shots/
+
+    The preview and the screenshots show the issue's images from build/.image-cache/ (each
+    fetched once from its address; a grey placeholder of its size when offline or
+    unreachable).
     """
     if screenshot is not None:
         if open_browser:
             raise typer.BadParameter("--open needs the server; leave it out with --screenshot")
-        _screenshots(ctx, slug, screenshot)
+        _screenshots(ctx, slug, screenshot, offline)
         return
-    _serve(ctx, slug, port, open_browser)
+    _serve(ctx, slug, port, open_browser, offline)
 
 
-def _serve(ctx: typer.Context, slug: str, port: int, open_browser: bool) -> None:
+def _serve(ctx: typer.Context, slug: str, port: int, open_browser: bool, offline: bool) -> None:
+    from newsletter.preview.images import ImageCache, fetch_image
     from newsletter.preview.server import PreviewServer
     from newsletter.preview.session import PreviewSession
 
     workspace = settings(ctx)
     session = PreviewSession(workspace, slug, say=info, warn=warn)
     session.start()
-    server = PreviewServer(session, port)
+    cache = ImageCache(
+        workspace.build_dir(slug).parent / IMAGE_CACHE, None if offline else fetch_image
+    )
+    server = PreviewServer(session, port, cache)
     if port and server.port != port:
         warn(f"port {port} is in use; using {server.port}")
     folders = (workspace.issue_dir(slug), workspace.path("templates"))
@@ -80,8 +98,9 @@ def _shown(path: Path, root: Path) -> Path:
     return path.relative_to(root) if path.is_relative_to(root) else path
 
 
-def _screenshots(ctx: typer.Context, slug: str, directory: Path) -> None:
+def _screenshots(ctx: typer.Context, slug: str, directory: Path, offline: bool) -> None:
     from newsletter.build.output import PREVIEW, make_build, write_build
+    from newsletter.preview.images import ImageCache, fetch_image
     from newsletter.preview.screenshots import find_chromium, take_screenshots
 
     chromium = find_chromium()  # before building: a missing browser should fail fast
@@ -89,8 +108,14 @@ def _screenshots(ctx: typer.Context, slug: str, directory: Path) -> None:
     build = make_build(workspace, slug)
     report = write_build(workspace, build) / PREVIEW
     info(f"wrote {_shown(report, workspace.workspace)}")
-    for path in take_screenshots(build, directory, chromium):
+    cache = ImageCache(
+        workspace.build_dir(slug).parent / IMAGE_CACHE, None if offline else fetch_image
+    )
+    for path in take_screenshots(build, directory, chromium, cache):
         info(f"wrote {path}")
+    if cache.fetched:
+        shown = _shown(cache.directory, workspace.workspace)
+        info(f"fetched {len(cache.fetched)} image(s) into {shown}/")
     errors = sum(finding.level == "error" for finding in build.findings)
     if errors:
         warn(f"{errors} check error(s): see the report or run `newsletter check {slug}`")

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 @app.command("schedule")
 def schedule_command(
     ctx: typer.Context,
-    slug: str | None = typer.Argument(None, help="The issue to schedule (a folder in issues/)."),
+    slug: str | None = typer.Argument(
+        None, metavar="SLUG", help="The issue to schedule (a folder in issues/)."
+    ),
     at: str | None = typer.Option(
         None,
         "--at",
@@ -91,7 +93,7 @@ def _list(ctx: typer.Context) -> None:
 @app.command()
 def unschedule(
     ctx: typer.Context,
-    slug: str = typer.Argument(..., help="The scheduled issue."),
+    slug: str = typer.Argument(..., metavar="SLUG", help="The scheduled issue."),
 ) -> None:
     """Forget when an issue goes out; cron leaves it alone from now on.
 
@@ -109,7 +111,7 @@ def unschedule(
 @app.command()
 def cancel(
     ctx: typer.Context,
-    slug: str = typer.Argument(..., help="The scheduled issue."),
+    slug: str = typer.Argument(..., metavar="SLUG", help="The scheduled issue."),
 ) -> None:
     """Stop a scheduled issue, at SendGrid if it was handed over (--via-sendgrid).
 

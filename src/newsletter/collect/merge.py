@@ -52,6 +52,23 @@ def canonical_url(url: str) -> str:
     return urlunsplit(("", host, path, urlencode(query), ""))
 
 
+def shared_pages(urls: Iterable[str]) -> set[str]:
+    """Pages that several posts share, told apart only by their #fragment (Scripting News)."""
+    fragments: dict[str, set[str]] = {}
+    for url in urls:
+        fragment = urlsplit(url.strip()).fragment
+        if fragment:
+            fragments.setdefault(canonical_url(url), set()).add(fragment)
+    return {page for page, seen in fragments.items() if len(seen) > 1}
+
+
+def identity(url: str, shared: set[str]) -> str:
+    """canonical_url, keeping the #fragment where it names one post among several on a page."""
+    key = canonical_url(url)
+    fragment = urlsplit(url.strip()).fragment
+    return f"{key}#{fragment}" if fragment and key in shared else key
+
+
 @dataclass(frozen=True)
 class Added:
     section: str
@@ -79,11 +96,13 @@ def merge(document: CommentedMap, found: Iterable[Found], section: str | None = 
     sections are created at the end.
     """
     sections = _sections_of(document)
-    seen = _known_urls(sections)
+    found = list(found)
+    shared = shared_pages([*_article_urls(sections), *(item.article.url for item in found)])
+    seen = _known_urls(sections, shared)
     result = Merged()
     upgraded = 0
     for item in found:
-        key = canonical_url(item.article.url)
+        key = identity(item.article.url, shared)
         if key in seen:
             result.skipped.append(Skipped(item.article, f"already in '{seen[key]}'"))
             continue
@@ -163,12 +182,21 @@ def _last_title(sections: Sequence[Any]) -> str | None:
     return str(mappings[-1].get("title") or "") or None if mappings else None
 
 
-def _known_urls(sections: Sequence[Any]) -> dict[str, str]:
+def _article_urls(sections: Sequence[Any]) -> list[str]:
+    return [
+        article["url"]
+        for section in _mappings(sections)
+        for article in section.get("articles") or []
+        if isinstance(article, dict) and isinstance(article.get("url"), str)
+    ]
+
+
+def _known_urls(sections: Sequence[Any], shared: set[str]) -> dict[str, str]:
     known: dict[str, str] = {}
     for section in _mappings(sections):
         for article in section.get("articles") or []:
             if isinstance(article, dict) and isinstance(article.get("url"), str):
-                known.setdefault(canonical_url(article["url"]), str(section.get("title", "")))
+                known.setdefault(identity(article["url"], shared), str(section.get("title", "")))
     return known
 
 

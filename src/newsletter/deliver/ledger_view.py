@@ -6,7 +6,7 @@ The read side of `deliver.ledger`; `Ledger` adds the writes of the send protocol
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from enum import StrEnum
 
 _FETCH_CHUNK = 1000
@@ -38,6 +38,13 @@ UNFINISHED = (PENDING, SENDING, UNKNOWN, FAILED)
 BATCH_STATES = (SENDING, SENT, FAILED, UNKNOWN)
 
 
+def _rehearsal_batch(rehearsals: Collection[str]) -> str:
+    """SQL true for a batch `b` that one of the `rehearsals` backends sent (its names bound)."""
+    if not rehearsals:
+        return "0"
+    return f"b.backend IS NOT NULL AND b.backend IN ({', '.join('?' * len(rehearsals))})"
+
+
 class LedgerView:
     """Reads of the send log; safe at any time, also while a send runs."""
 
@@ -55,20 +62,50 @@ class LedgerView:
         ).fetchall()
         return {str(backend): int(count) for backend, count in rows}
 
-    def counts(self, issue: str) -> dict[str, int]:
-        """Rows per state for the issue; every state present, zeros included."""
+    def went_out(self, rehearsals: Collection[str]) -> list[tuple[str, str]]:
+        """(slug, first batch accepted, UTC) of every issue a real backend sent, newest first."""
+        rehearsal = _rehearsal_batch(rehearsals)
+        rows = self.conn.execute(
+            "SELECT i.slug, min(b.finished) FROM batches AS b "
+            "JOIN ledger_issues AS i ON i.id = b.issue_id "
+            "WHERE b.state = 'sent' AND b.finished IS NOT NULL "
+            f"AND NOT ({rehearsal}) "
+            "GROUP BY i.slug ORDER BY 2 DESC, min(b.id) DESC",
+            tuple(rehearsals),
+        ).fetchall()
+        return [(str(slug), str(first)) for slug, first in rows]
+
+    def first_sent(self, issue: str, rehearsals: Collection[str] = ()) -> str | None:
+        """When a real backend first had a batch of the issue accepted (UTC, ISO 8601)."""
+        rehearsal = _rehearsal_batch(rehearsals)
+        (first,) = self.conn.execute(
+            "SELECT min(b.finished) FROM batches AS b JOIN ledger_issues AS i "
+            "ON i.id = b.issue_id WHERE i.slug = ? AND b.state = 'sent' "
+            f"AND NOT ({rehearsal})",
+            (issue, *rehearsals),
+        ).fetchone()
+        return None if first is None else str(first)
+
+    def counts(self, issue: str, rehearsals: Collection[str] = ()) -> dict[str, int]:
+        """Rows per state for the issue; every state present, zeros included.
+
+        Rows that only a `rehearsals` backend (the outbox) sent count as pending: a real
+        send still has to reach them.
+        """
         counts = dict.fromkeys(STATES, 0)
         issue_id = self._issue_id(issue)
         if issue_id is None:
             return counts
+        rehearsal = _rehearsal_batch(rehearsals)
         rows = self.conn.execute(
             "SELECT state, count(*) FROM ledger "
             "WHERE issue_id = ? AND state IN ('pending', 'skipped') GROUP BY state "
             "UNION ALL "
-            "SELECT b.state, count(*) FROM batches AS b JOIN ledger AS l "
+            f"SELECT CASE WHEN {rehearsal} THEN 'pending' "
+            "ELSE b.state END, count(*) FROM batches AS b JOIN ledger AS l "
             "ON l.batch_id = b.id AND l.state = 'batched' "
-            "WHERE b.issue_id = ? GROUP BY b.state",
-            (issue_id, issue_id),
+            "WHERE b.issue_id = ? GROUP BY 1",
+            (issue_id, *rehearsals, issue_id),
         )
         for state, n in rows:
             counts[str(state)] += int(n)

@@ -21,7 +21,7 @@ from newsletter.deliver.backends.sendgrid.limits import MAX_CATEGORIES, MAX_CATE
 from newsletter.errors import UserError
 from newsletter.lines import is_multiline
 from newsletter.list_headers import ONE_CLICK, list_unsubscribe
-from newsletter.merge_tags import fill
+from newsletter.merge_tags import fill, neutralise_markers
 
 if TYPE_CHECKING:
     from newsletter.audience.unsubscribe import UnsubscribeLinks
@@ -38,6 +38,9 @@ MAX_FIRST_NAME_CHARS = 100
 # Folding at 78 turns a long List-Unsubscribe URL into RFC 2047 words mail clients cannot
 # use; 998 is the hard limit of a header line.
 MIME_POLICY = email.policy.SMTP.clone(max_line_length=998)
+# Bodies are quoted-printable in lines of at most 76 characters (RFC 2045); longer ones are
+# a spam signal (SpamAssassin's MIME_QP_LONG_LINE) and can be cut by old relays.
+BODY_POLICY = email.policy.SMTP.clone(max_line_length=76)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NOT_IN_NAMES = re.compile(r"[\x00-\x1f\x7f;,\"]")
 
@@ -96,22 +99,47 @@ def display_name(name: str | None) -> str | None:
 def first_name_of(recipient: RecipientLike) -> str:
     raw = recipient.first_name or _first_name_in(recipient.name or "")
     cleaned = " ".join(_CONTROL.sub(" ", raw).split())[:MAX_FIRST_NAME_CHARS]
-    # A value holding a merge tag must not be expanded again by the service.
-    cleaned = cleaned.replace("%%", "%")
     return cleaned or FALLBACK_FIRST_NAME
+
+
+# Titles before a name, and words that make a name an organisation's (lower case, no dot).
+_HONORIFICS = frozenset(
+    {
+        "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "herr", "frau", "fr",
+        "hr", "mme", "mlle", "m", "monsieur", "madame", "sr", "sra", "srta", "don", "dona",
+        "signor", "signora", "sig", "dott", "ing", "mag",
+    }
+)  # fmt: skip
+_ORGANISATION_WORDS = frozenset(
+    {
+        "gmbh", "ag", "kg", "ug", "inc", "ltd", "llc", "llp", "plc", "co", "corp", "sa",
+        "sas", "sarl", "srl", "spa", "bv", "nv", "oy", "ab", "as", "team", "company",
+        "group", "gruppe", "verlag", "media", "news",
+    }
+)  # fmt: skip
 
 
 def _first_name_in(name: str) -> str:
     """The given name of a plain full name ("Kim Lee" -> Kim, "Dr. Kim Lee" -> Kim).
 
     Only when it is clearly one: no commas or semicolons (whose order of names is unknown),
-    and a word of letters (hyphens and apostrophes allowed); otherwise the fallback greets.
+    not an organisation ("ACME GmbH"), not initials ("J. R. R. Tolkien"), and a word of
+    letters (hyphens and apostrophes allowed); otherwise the fallback greets.
     """
-    if any(mark in name for mark in ",;@"):
+    if any(mark in name for mark in ",;@&"):
         return ""
-    words = [w for w in name.split() if not (w.endswith(".") and len(w) <= 4)]
-    first = words[0] if words else ""
-    return first if first.replace("-", "").replace("'", "").replace("’", "").isalpha() else ""
+    words = name.split()
+    bare = [word.rstrip(".").lower() for word in words]
+    if any(word in _ORGANISATION_WORDS for word in bare):
+        return ""
+    while words and bare[0] in _HONORIFICS:
+        words, bare = words[1:], bare[1:]
+    if len(words) < 1 or len(bare[0]) < 2:  # nothing left, or an initial first
+        return ""
+    first = words[0]
+    if not first.replace("-", "").replace("'", "").replace("’", "").isalpha():
+        return ""
+    return first.capitalize() if first.isupper() else first
 
 
 @dataclass(frozen=True)
@@ -198,10 +226,11 @@ class Message:
 
     def values(self, recipient: RecipientLike) -> dict[str, str]:
         """The merge-tag values of one recipient, as plain text."""
+        # A subscriber's own data is content too: it must never become a merge tag.
         return {
-            "first_name": first_name_of(recipient),
-            "email": recipient.email,
-            "unsubscribe_url": self.unsubscribe.url(recipient.email),
+            "first_name": neutralise_markers(first_name_of(recipient)),
+            "email": neutralise_markers(recipient.email),
+            "unsubscribe_url": self.unsubscribe.url(recipient.email, self.issue),
         }
 
     def recipient_headers(self, unsubscribe_url: str) -> dict[str, str]:
@@ -227,7 +256,7 @@ class Message:
 def mime_message(message: Message, recipient: RecipientLike) -> EmailMessage:
     """One recipient's message as a MIME multipart/alternative (text, then HTML)."""
     finished = message.personalize(recipient)
-    mime = EmailMessage(policy=MIME_POLICY)
+    mime = EmailMessage(policy=BODY_POLICY)  # the bodies are encoded with it, below
     mime["From"] = message.sender.formatted()
     mime["To"] = finished.to.formatted()
     mime["Subject"] = finished.subject
@@ -239,8 +268,10 @@ def mime_message(message: Message, recipient: RecipientLike) -> EmailMessage:
     for name, value in finished.headers.items():
         mime[name] = value
     mime["X-Newsletter-Issue"] = message.issue + (" (test)" if message.test else "")
-    mime.set_content(finished.text, subtype="plain", charset="utf-8")
-    mime.add_alternative(finished.html, subtype="html", charset="utf-8")
+    qp = "quoted-printable"
+    mime.set_content(finished.text, subtype="plain", charset="utf-8", cte=qp)
+    mime.add_alternative(finished.html, subtype="html", charset="utf-8", cte=qp)
+    mime.policy = MIME_POLICY  # headers are folded when the message is written
     return mime
 
 

@@ -12,9 +12,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from newsletter.audience.unsubscribe import SECRET_ENV, UnsubscribeLinks
+from newsletter.audience.unsubscribe import (
+    LOCAL_SECRET_FILE,
+    SECRET_ENV,
+    UnsubscribeLinks,
+    local_secret,
+)
 from newsletter.deliver.backends import capabilities
-from newsletter.errors import ChecksFailed, ConfigError
+from newsletter.errors import ChecksFailed, UserError
 
 # The example postal address of `newsletter init` and the sample ("Example Media, 1 Example
 # Street"): the law wants the sender's real one in every message.
@@ -53,9 +58,13 @@ def refuse_placeholders(settings: Settings, build: Build, backend_name: str) -> 
     articles = sum(is_placeholder(article.url) for article in build.issue.articles())
     if articles:
         found.append(f"{articles} article link(s) in issue.yaml")
-    newsletter = settings.file.newsletter
+    newsletter, web = settings.file.newsletter, settings.file.web
+    if web.base_url is not None and _is_example_address(web.base_url):
+        found.append("[web] base_url in newsletter.toml")
     for name in ("unsubscribe_url", "web_base_url"):
-        if _is_example_address(getattr(newsletter, name)):
+        value = getattr(newsletter, name)
+        derived = web.base_url is not None and value.startswith(web.base_url + "/")
+        if _is_example_address(value) and not derived:
             found.append(f"[newsletter] {name} in newsletter.toml")
     sender = settings.file.sender
     for name, address in (("email", sender.email), ("reply_to", sender.reply_to or "")):
@@ -121,10 +130,9 @@ def unsubscribe_links(
             newsletter.unsubscribe_url, newsletter.list_name, secret.get_secret_value()
         )
     # A setting, not the issue: the cron run stops at the first issue instead of every one.
-    missing = ConfigError(
-        f"{SECRET_ENV} is not set: unsubscribe links cannot be signed",
-        where=".env",
-        fix="set it to a long random string, e.g. "
+    missing = settings.missing_secret(
+        SECRET_ENV,
+        "unsubscribe links are signed with it; use a long random string, e.g. "
         "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
     )
     writes_files = capabilities(backend).rehearsal
@@ -133,7 +141,13 @@ def unsubscribe_links(
     warnings.append(
         missing.line()
         if not writes_files
-        else f"{SECRET_ENV} is not set: the outbox's unsubscribe links are signed with a "
-        "throwaway key (set it in .env before a real send)"
+        else f"{SECRET_ENV} is not set: the outbox's unsubscribe links are signed with this "
+        f"workspace's own key in {LOCAL_SECRET_FILE} (set it in .env before a real send)"
     )
-    return UnsubscribeLinks(newsletter.unsubscribe_url, newsletter.list_name, secrets.token_hex(32))
+    try:
+        key = local_secret(settings.workspace)
+    except UserError:
+        if not rehearsal:
+            raise
+        key = secrets.token_hex(32)  # a dry run on a read-only workspace: no link is kept
+    return UnsubscribeLinks(newsletter.unsubscribe_url, newsletter.list_name, key)

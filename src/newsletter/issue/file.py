@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.reader import ReaderError
 
 from newsletter.errors import IssueFileError
 from newsletter.files import atomic_write, read_utf8
 from newsletter.issue.model import LAYOUTS, Issue, SendAt
+from newsletter.validation_words import plain_message
 
 _SEND_AT_FIX = (
     "write it as YYYY-MM-DD HH:MM in local time (e.g. 2026-12-01 08:00), "
@@ -62,17 +65,66 @@ def _yaml() -> YAML:
     return yaml
 
 
+_DUPLICATE_KEY = re.compile(r'found duplicate key "(.*?)" with value')
+
+
+def _syntax_error(path: Path, text: str, exc: MarkedYAMLError) -> IssueFileError:
+    """Where the editor has to look: an unclosed quote is reported where it opens."""
+    opened = _unclosed_quote_line(text, exc)
+    if opened is not None:
+        return IssueFileError(
+            "a quoted value is not closed on its line",
+            where=f"{path}:{opened}",
+            fix='add the closing quote at the end of the value (write \\" for a quote inside)',
+        )
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{path}:{mark.line + 1}" if mark else str(path)
+    problem = exc.problem or exc.context or "invalid YAML"
+    duplicate = _DUPLICATE_KEY.match(problem)
+    if duplicate:  # ruamel's text repeats the whole value of the key
+        return IssueFileError(
+            f"{duplicate.group(1)!r} is written twice in the same place",
+            where=where,
+            fix="keep one of them (check the indentation of the second)",
+        )
+    return IssueFileError(
+        f"YAML syntax error: {problem}", where=where, fix="correct the indentation or quoting"
+    )
+
+
+def _unclosed_quote_line(text: str, exc: MarkedYAMLError) -> int | None:
+    """The 1-based line of a quoted scalar that runs over lines up to the error, if any."""
+    if exc.context == "while scanning a quoted scalar" and exc.context_mark is not None:
+        return int(exc.context_mark.line) + 1
+    problem_line = exc.problem_mark.line if exc.problem_mark is not None else None
+    last: int | None = None
+    try:
+        for token in _yaml().scan(text):
+            style = getattr(token, "style", None)
+            multiline = token.start_mark.line != token.end_mark.line
+            # Only a quote that swallowed the line where the parser then tripped.
+            reaches = problem_line is None or token.end_mark.line >= problem_line - 1
+            if style in ('"', "'") and multiline and reaches:
+                last = int(token.start_mark.line) + 1
+    except MarkedYAMLError:
+        pass
+    return last
+
+
 def read_document(path: Path) -> CommentedMap:
     """The raw round-trip document (comments, order and unknown keys intact)."""
     text = read_utf8(path, IssueFileError, "start the issue with `newsletter new SLUG`")
     try:
         data = _yaml().load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = exc.problem or exc.context or "invalid YAML"
+        raise _syntax_error(path, text, exc) from None
+    except ReaderError as exc:  # a character YAML does not allow, e.g. a raw form feed
+        line = text.count("\n", 0, int(exc.position)) + 1
+        character = exc.character if isinstance(exc.character, str) else chr(exc.character)
         raise IssueFileError(
-            f"YAML syntax error: {problem}", where=where, fix="correct the indentation or quoting"
+            f"the file holds a control character ({character!r}) YAML does not allow",
+            where=f"{path}:{line}",
+            fix="delete it (editors sometimes paste one in from a PDF or a web page)",
         ) from None
     if not isinstance(data, CommentedMap):
         raise IssueFileError(
@@ -169,8 +221,7 @@ def _message(error: Any) -> str:
         what = "date and time" if kind.startswith("datetime_") else "date"
         detail = str(error["msg"]).partition(", ")[2]
         return f"is not a real {what}" + (f" ({detail})" if detail else "")
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
+    return plain_message(error)
 
 
 def _fix_for(error: Any, loc: tuple[Any, ...]) -> str:

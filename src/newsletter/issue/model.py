@@ -16,6 +16,7 @@ from pydantic import (
 
 from newsletter.errors import IssueFileError
 from newsletter.issue.plain_text import strip_tags
+from newsletter.issue.web_url import absolute_web_url
 from newsletter.lines import is_multiline
 
 ISSUE_FILE = "issue.yaml"
@@ -35,13 +36,6 @@ def _no_line_breaks(value: str | None) -> str | None:
     return strip_tags(value).strip()
 
 
-def _absolute_web_url(value: str) -> str:
-    value = value.strip()
-    if not re.match(r"^https?://[^\s/?#]+\.[^\s/?#]+", value) or any(c.isspace() for c in value):
-        raise ValueError(f"{value!r} is not an absolute http(s) URL")
-    return value
-
-
 class _Model(BaseModel):
     # Unknown keys are the editor's own notes: kept in the file, ignored by the build.
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
@@ -53,7 +47,7 @@ class Image(_Model):
     width: int | None = Field(None, ge=1, le=1200)
     height: int | None = Field(None, ge=1, le=4000)
 
-    _src_is_url = field_validator("src")(_absolute_web_url)
+    _src_is_url = field_validator("src")(absolute_web_url)
 
 
 class Article(_Model):
@@ -65,7 +59,7 @@ class Article(_Model):
     date: dt.date | None = None
     label: str | None = None
 
-    _url_is_absolute = field_validator("url")(_absolute_web_url)
+    _url_is_absolute = field_validator("url")(absolute_web_url)
     _title_single_line = field_validator("title", "author", "label")(_no_line_breaks)
 
     @field_validator("image", mode="before")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from newsletter.build.report_page import Scheme, for_subscriber
 from newsletter.build.result import Build
 from newsletter.errors import UserError
+from newsletter.preview.images import ImageCache, declared_sizes
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
@@ -44,7 +45,12 @@ class Shot:
     scheme: Scheme
 
 
-SHOTS = (Shot("600", 600, "light"), Shot("375", 375, "light"), Shot("600-dark", 600, "dark"))
+SHOTS = (
+    Shot("600", 600, "light"),
+    Shot("375", 375, "light"),
+    Shot("600-dark", 600, "dark"),
+    Shot("375-dark", 375, "dark"),
+)
 
 
 def find_chromium(
@@ -101,20 +107,36 @@ def launch_browser(executable: Path) -> Iterator[Browser]:
             browser.close()
 
 
-def _loopback_only(route: Route) -> None:
-    """Remote images and fonts would make screenshots slow and flaky: only loopback loads."""
-    if urlsplit(route.request.url).hostname in _LOOPBACK:
-        route.continue_()
-    else:
-        route.abort("blockedbyclient")
+def _requests_from(html: str, images: ImageCache | None) -> Callable[[Route], None]:
+    """Loopback loads; the email's own images come from `images`; nothing else loads."""
+    sizes = declared_sizes(html) if images is not None else {}
+
+    def route_request(route: Route) -> None:
+        url = route.request.url
+        if urlsplit(url).hostname in _LOOPBACK:
+            route.continue_()
+        elif images is not None and url in sizes:
+            image = images.image(url, sizes[url])
+            route.fulfill(status=200, content_type=image.content_type, body=image.body)
+        else:
+            route.abort("blockedbyclient")
+
+    return route_request
 
 
-def open_email(browser: Browser, html: str, width: int, scheme: Scheme = "light") -> Page:
+def open_email(
+    browser: Browser,
+    html: str,
+    width: int,
+    scheme: Scheme = "light",
+    images: ImageCache | None = None,
+) -> Page:
     """A page showing `html` as a client of that width and colour scheme would.
 
     Below MOBILE_BELOW it is a phone (meta viewport honoured, touch); dark mode is Chromium's
     own prefers-color-scheme emulation, so the email's dark CSS applies as in Apple Mail.
-    The caller closes page.context.
+    The email's images come from `images` (none load without it). The caller closes
+    page.context.
     """
     mobile = width < MOBILE_BELOW
     context = browser.new_context(
@@ -125,21 +147,23 @@ def open_email(browser: Browser, html: str, width: int, scheme: Scheme = "light"
         color_scheme=scheme,
         java_script_enabled=False,  # email clients run no script, and neither does this
     )
-    context.route("**/*", _loopback_only)
+    context.route("**/*", _requests_from(html, images))
     page = context.new_page()
     page.set_default_timeout(LOAD_TIMEOUT_MS)
     page.set_content(html, wait_until="load")
     return page
 
 
-def take_screenshots(build: Build, directory: Path, executable: Path) -> list[Path]:
+def take_screenshots(
+    build: Build, directory: Path, executable: Path, images: ImageCache | None = None
+) -> list[Path]:
     """Full-page PNGs of the email as the sample subscriber sees it: <slug>-<shot>.png."""
     directory.mkdir(parents=True, exist_ok=True)
     html = for_subscriber(build.rendered.email_html)
     written = []
     with launch_browser(executable) as browser:
         for shot in SHOTS:
-            page = open_email(browser, html, shot.width, shot.scheme)
+            page = open_email(browser, html, shot.width, shot.scheme, images)
             try:
                 target = directory / f"{build.slug}-{shot.name}.png"
                 page.screenshot(path=str(target), full_page=True)

@@ -15,6 +15,7 @@ from typing import Any
 from newsletter.build.output import PREVIEW as PREVIEW_FILE
 from newsletter.build.report_page import render_preview_report
 from newsletter.errors import UserError
+from newsletter.preview.images import ImageCache, declared_sizes, local_images
 from newsletter.preview.session import PreviewSession
 from newsletter.preview.watcher import SourceWatcher
 
@@ -23,10 +24,15 @@ DEFAULT_PORT = 8000
 PORT_ATTEMPTS = 20
 
 
+IMAGES = "/images/"
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_port = False  # never share a port with another server
     session: PreviewSession
+    images: ImageCache | None
+    image_urls: dict[str, str]  # the page's image addresses by key
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -41,7 +47,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         route = self.path.split("?", 1)[0]
         if route == "/":
-            self._send(HTTPStatus.OK, "text/html; charset=utf-8", session.page.encode("utf-8"))
+            self._send(HTTPStatus.OK, "text/html; charset=utf-8", self._page(session).encode())
+        elif route.startswith(IMAGES) and self.server.images is not None:
+            self._send_image(self.server.images, route.removeprefix(IMAGES))
         elif route == "/events":
             self._stream_events(session)
         elif route == "/state.json":
@@ -57,6 +65,24 @@ class _Handler(BaseHTTPRequestHandler):
         # Refuses pages on other sites that point a DNS name at 127.0.0.1 (DNS rebinding).
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
         return host in {"127.0.0.1", "localhost", ""}
+
+    def _page(self, session: PreviewSession) -> str:
+        """The live page; with an image cache, the email's images come from this server."""
+        if self.server.images is None:
+            return session.page
+        page, urls = local_images(session.page, IMAGES)
+        self.server.image_urls.update(urls)
+        return page
+
+    def _send_image(self, images: ImageCache, key: str) -> None:
+        url = self.server.image_urls.get(key)
+        if url is None:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not an image of this issue\n")
+            return
+        build = self.server.session.build
+        size = declared_sizes(build.rendered.email_html).get(url) if build else None
+        image = images.image(url, size or (600, 400))
+        self._send(HTTPStatus.OK, image.content_type, image.body)
 
     def _send(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
         self.send_response(status)
@@ -116,11 +142,15 @@ def bind(port: int, attempts: int = PORT_ATTEMPTS) -> _Server:
 class PreviewServer:
     """The live preview: HTTP on 127.0.0.1 plus the watcher that rebuilds."""
 
-    def __init__(self, session: PreviewSession, port: int = DEFAULT_PORT):
+    def __init__(
+        self, session: PreviewSession, port: int = DEFAULT_PORT, images: ImageCache | None = None
+    ):
         self.session = session
         self.requested_port = port
         self._http = bind(port)
         self._http.session = session
+        self._http.images = images  # None: the browser loads the images from their addresses
+        self._http.image_urls = {}
         self.watcher = SourceWatcher(session)
         self._thread: threading.Thread | None = None
 

@@ -21,6 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from newsletter.deliver.backends import uncounted_rehearsals
 from newsletter.deliver.backends.sendgrid.batches import BatchClient, sendgrid_batches_for
 from newsletter.errors import (
     AuthError,
@@ -222,7 +223,13 @@ def _run_locked(
     max_lateness = dt.timedelta(hours=settings.file.delivery.max_lateness_hours)
     conn = open_schedule_database(settings)
     try:
-        entries = list_schedules(conn, now, max_lateness=max_lateness, submit_ahead=submit_ahead)
+        entries = list_schedules(
+            conn,
+            now,
+            max_lateness=max_lateness,
+            submit_ahead=submit_ahead,
+            rehearsals=uncounted_rehearsals(settings),
+        )
         due = [entry for entry in entries if entry.status in (Status.DUE, Status.FAILED)]
         late = [entry for entry in entries if entry.status is Status.TOO_LATE]
         log.info(
@@ -287,7 +294,8 @@ def _send_one(
     if item is None:
         log.info("%s: unscheduled meanwhile, not sent", slug)
         return None
-    before = issue_progress(conn, slug).counts.get("sent", 0)
+    rehearsals = uncounted_rehearsals(settings)
+    before = issue_progress(conn, slug, rehearsals).counts.get("sent", 0)
     try:
         handover = hand_over(conn, settings, item, batches) if item.via_sendgrid else None
         if item.via_sendgrid and handover is None:
@@ -309,8 +317,20 @@ def _send_one(
         if item.via_sendgrid:
             record_handed_over(conn, slug)
     clear_failure(conn, slug)
-    held = issue_progress(conn, slug).counts.get("unknown", 0) - report.unknown
+    held = issue_progress(conn, slug, rehearsals).counts.get("unknown", 0) - report.unknown
     return _outcome(item, report, before, now, handover, held)
+
+
+def _incomplete(slug: str, sent: int, before: int, held: int) -> IssueRun:
+    """Everyone was tried, but an interrupted run left some unknown: not complete."""
+    outcome = Outcome.PARTLY if sent or before else Outcome.FAILED
+    had = f", {before:,} had it already" if before else ""
+    line = (
+        f"{outcome.value} {slug}: {sent:,} sent{had}, {held:,} left unknown by an interrupted "
+        f"run (they may have it) — see `newsletter status {slug}`; "
+        f"`newsletter send {slug} --resend-unknown` sends to them again"
+    )
+    return IssueRun(slug, outcome, line, sent)
 
 
 def _outcome(
@@ -336,6 +356,8 @@ def _outcome(
     late = now - item.send_at
     timing = "on time" if late < dt.timedelta(minutes=1) else f"{span(late)} late"
     if report.stopped is None and not report.failed and not report.unknown:
+        if held > 0:
+            return _incomplete(slug, report.sent, before, held)
         if not report.sent and not before:
             line = (
                 f"nothing sent {slug}: no active subscriber to send it to — "

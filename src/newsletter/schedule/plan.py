@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from newsletter.deliver.backends import uncounted_rehearsals
 from newsletter.errors import UsageError, UserError
 from newsletter.issue.file import load_send_at
 from newsletter.issue.model import ISSUE_FILE
@@ -111,7 +112,13 @@ def plan_schedule(
     check_ready(settings, slug)
     conn = open_schedule_database(settings)
     try:
-        previous = schedule(conn, slug, when, via_sendgrid=through_sendgrid)
+        previous = schedule(
+            conn,
+            slug,
+            when,
+            via_sendgrid=through_sendgrid,
+            rehearsals=uncounted_rehearsals(settings),
+        )
     finally:
         conn.close()
     return ScheduleResult(slug, when, zone, origin, now, through_sendgrid, previous)
@@ -145,7 +152,9 @@ def schedule_table(settings: Settings, now: dt.datetime) -> list[str]:
     lateness = dt.timedelta(hours=settings.file.delivery.max_lateness_hours)
     conn = open_schedule_database(settings)
     try:
-        entries = list_schedules(conn, now, max_lateness=lateness)
+        entries = list_schedules(
+            conn, now, max_lateness=lateness, rehearsals=uncounted_rehearsals(settings)
+        )
     finally:
         conn.close()
     if not entries:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from newsletter.deliver.backends.sendgrid.client import masked
 from newsletter.errors import UserError
 from newsletter.schedule.store import WRITABLE_FIX
 
@@ -35,15 +36,15 @@ class _Redact(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        for secret in self.secrets:
-            message = message.replace(secret, "***")
+        for secret in self.secrets:  # raw, repr, JSON and escaped forms alike
+            message = masked(message, secret)
         message = re.sub(r"(?i)(bearer\s+)\S+", r"\1***", message)
         record.msg, record.args = message, None
         if record.exc_info and record.exc_text is None:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             for secret in self.secrets:
-                record.exc_text = record.exc_text.replace(secret, "***")
+                record.exc_text = masked(record.exc_text, secret)
         return True
 
 

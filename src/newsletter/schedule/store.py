@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -130,7 +131,12 @@ def schedules(conn: sqlite3.Connection) -> list[Schedule]:
 
 
 def schedule(
-    conn: sqlite3.Connection, slug: str, when: SendTime, *, via_sendgrid: bool = False
+    conn: sqlite3.Connection,
+    slug: str,
+    when: SendTime,
+    *,
+    via_sendgrid: bool = False,
+    rehearsals: Collection[str] = (),
 ) -> Schedule | None:
     """Record (or move) the send time of an issue; return the schedule it replaced.
 
@@ -140,15 +146,16 @@ def schedule(
     from newsletter.issue.model import check_slug
 
     check_slug(slug)
-    progress = issue_progress(conn, slug)
-    ledger = Ledger(conn)
+    progress = issue_progress(conn, slug, rehearsals)  # a rehearsal does not count as sent
+    counts = progress.counts
     # The same rule as `send`: failed recipients are tried again, so such an issue may be.
-    if ledger.is_complete(slug) and ledger.was_sent(slug):
+    if progress.finished and counts.get("sent", 0) and not counts.get("failed", 0):
         raise UserError(
             f"issue {slug!r} was already sent ({progress.describe()})",
             fix=f"nothing to schedule; `newsletter status {slug}` shows the details",
         )
-    if via_sendgrid and progress.started:
+    reached = sum(counts.get(state, 0) for state in ("sending", "sent", "unknown", "failed"))
+    if via_sendgrid and reached:
         raise UserError(
             f"issue {slug!r} is partly sent ({progress.describe()}); SendGrid scheduling "
             "needs an issue nobody has received yet",
@@ -296,9 +303,13 @@ class Progress:
         return ", ".join(parts)
 
 
-def issue_progress(conn: sqlite3.Connection, slug: str) -> Progress:
+def issue_progress(
+    conn: sqlite3.Connection, slug: str, rehearsals: Collection[str] = ()
+) -> Progress:
+    """What the ledger says of an issue; rows only `rehearsals` sent count as pending."""
     ledger = Ledger(conn)
-    return Progress(counts=ledger.counts(slug), prepared=ledger.is_prepared(slug))
+    counts = ledger.counts(slug, rehearsals=rehearsals)
+    return Progress(counts=counts, prepared=ledger.is_prepared(slug))
 
 
 class Status(StrEnum):
@@ -329,13 +340,15 @@ def list_schedules(
     *,
     max_lateness: dt.timedelta,
     submit_ahead: dt.timedelta = SUBMIT_AHEAD,
+    rehearsals: Collection[str] = (),
 ) -> list[Entry]:
     """Every scheduled issue with its status at `now`, earliest first."""
     now = aware_utc(now)
     failures = recorded_failures(conn)
     entries = []
     for item in schedules(conn):
-        entry = _entry(item, issue_progress(conn, item.issue), now, max_lateness, submit_ahead)
+        progress = issue_progress(conn, item.issue, rehearsals)
+        entry = _entry(item, progress, now, max_lateness, submit_ahead)
         if entry.status is Status.DUE and item.issue in failures:
             error, since = failures[item.issue]
             entry = Entry(

@@ -45,6 +45,23 @@ def decode(content: bytes, declared: str | None = None) -> str:
     return _guess(content)
 
 
+def repair_utf8(content: bytes, declared: str | None = None) -> bytes:
+    """Bytes that declare UTF-8 (an XML document without a declaration does) and are UTF-8
+    but for a stray byte, with that byte replaced: a parser handed them as they are falls back
+    to another encoding and garbles every field."""
+    try:
+        content.decode("utf-8")
+        return content
+    except UnicodeDecodeError:
+        pass
+    labels = _declared_encodings(content, declared)
+    implied = not labels and content.lstrip().startswith(b"<?xml")
+    says_utf8 = implied or any(_python_codec(label) == "utf-8" for label in labels)
+    if says_utf8 and _mostly_utf8(content):
+        return content.decode("utf-8", errors="replace").encode("utf-8")
+    return content
+
+
 _UTF8_MULTIBYTE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
 )

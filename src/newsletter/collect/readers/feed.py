@@ -20,7 +20,10 @@ from newsletter.collect.readers.base import (
     plain_text,
     squash,
 )
+from newsletter.collect.readers.decode import repair_utf8
+from newsletter.collect.readers.feed_links import RawItem, item_address, raw_feed
 from newsletter.collect.readers.images import is_tracking_image
+from newsletter.collect.readers.teasers import clean_teaser
 from newsletter.errors import SourceError
 
 DEFAULT_LIMIT = 10
@@ -49,7 +52,9 @@ class FeedReader(Reader):
         return bool(FEED_ROOT.search(head))
 
     def read(self, document: Document) -> list[Found]:
-        items, skipped = feed_items(document)
+        items, skipped, about = read_feed(document)
+        if about:
+            self.notes.append(about)
         if skipped:
             self.notes.append(f"{skipped} empty item(s) skipped (the feed is malformed)")
         if self.options.since:
@@ -72,30 +77,58 @@ class FeedItem:
     url: str | None
     date: dt.date | None
     author: str | None
+    published: float | None = None  # the exact time, for ordering items of the same day
 
 
 def feed_items(document: Document) -> tuple[list[FeedItem], int]:
     """The items, newest first, and how many empty (malformed) items were left out."""
+    items, skipped, _ = read_feed(document)
+    return items, skipped
+
+
+def read_feed(document: Document) -> tuple[list[FeedItem], int, str | None]:
+    """The items, newest first; how many empty items were left out; the feed's name and site."""
     import feedparser
 
     headers = {"content-location": document.base_url} if document.base_url else {}
-    parsed = feedparser.parse(document.content, response_headers=headers)
+    content = repair_utf8(document.content, document.charset)
+    parsed = feedparser.parse(content, response_headers=headers)
     entries = [entry for entry in parsed.entries if _has_content(entry)]
     if not entries:
         raise _empty_feed_error(document, parsed)
     feed_author = _feed_author(parsed)
-    items = [
-        FeedItem(
-            title=plain_text(entry.get("title") or "") or None,
-            teaser=_teaser_of(entry),
-            image=_image_of(entry),
-            url=_link_of(entry),
-            date=_date_of(entry),
-            author=_author_of(entry) or feed_author,
+    raw = raw_feed(content)
+    # The XML's items in document order, when they line up with feedparser's entries.
+    raw_items: dict[int, RawItem] = {}
+    if raw is not None and len(raw.items) == len(parsed.entries):
+        raw_items = {id(entry): item for entry, item in zip(parsed.entries, raw.items, strict=True)}
+    address = document.base_url or (raw.address if raw else None) or parsed.feed.get("link")
+    items = []
+    for entry in entries:
+        raw_item = raw_items.get(id(entry))
+        url = item_address(_link_of(entry), raw_item, address)
+        # Pictures in an item's HTML were written on the feed's site, not where a link-post points.
+        content_base = (raw_item.base if raw_item else None) or address or url or ""
+        items.append(
+            FeedItem(
+                title=plain_text(entry.get("title") or "") or None,
+                teaser=_teaser_of(entry),
+                image=_image_of(entry, content_base),
+                url=url,
+                date=_date_of(entry),
+                author=_author_of(entry) or feed_author,
+                published=_timestamp(entry),
+            )
         )
-        for entry in entries
-    ]
-    return _newest_first(items), len(parsed.entries) - len(entries)
+    return _newest_first(items), len(parsed.entries) - len(entries), _about(parsed, address)
+
+
+def _about(parsed: Any, address: str | None) -> str | None:
+    """The feed's own title and site, said to the editor beside what was added."""
+    title = plain_text(parsed.feed.get("title") or "")
+    if not title and not address:
+        return None
+    return f'feed "{title or "untitled"}"' + (f" from {address}" if address else "")
 
 
 def _found(document: Document, item: FeedItem) -> Found:
@@ -141,8 +174,22 @@ def _first_line(problem: object) -> str:
 
 
 def _newest_first(items: list[FeedItem]) -> list[FeedItem]:
-    # Stable: items of the same day (or undated, which go last) keep the feed's order.
-    return sorted(items, key=lambda item: -item.date.toordinal() if item.date else 1)
+    # By the exact time, else the day; stable: undated items go last in the feed's order.
+    def key(item: FeedItem) -> tuple[int, float]:
+        if item.published is not None:
+            return (0, -item.published)
+        if item.date is not None:
+            return (0, -dt.datetime.combine(item.date, dt.time(12)).timestamp())
+        return (1, 0.0)
+
+    return sorted(items, key=key)
+
+
+def _timestamp(entry: Any) -> float | None:
+    import calendar
+
+    stamp = entry.get("published_parsed") or entry.get("updated_parsed")
+    return float(calendar.timegm(stamp)) if stamp else None
 
 
 def _link_of(entry: Any) -> str | None:
@@ -154,12 +201,21 @@ def _link_of(entry: Any) -> str | None:
     return guid if re.match(r"^https?://", guid) else None
 
 
+# Links that are not the item's words: "Read more", "Continue reading on »", "Comments", "∞".
+READ_MORE_LINK = re.compile(
+    r"<a\b[^>]*>\s*(?:read(?: more| on| the full[^<]*)?|comments?|continue reading[^<]*|"
+    r"permalink|∞[^<]*|more\W*|weiterlesen)\s*</a>",
+    re.IGNORECASE,
+)
+
+
 def _teaser_of(entry: Any) -> str:
     summary = entry.get("summary") or ""
     if not plain_text(summary):
         contents = entry.get("content") or []
         summary = contents[0].get("value", "") if contents else ""
-    return cut_teaser(plain_text(summary))
+    text = plain_text(READ_MORE_LINK.sub(" ", summary))
+    return cut_teaser(clean_teaser(text, plain_text(entry.get("title") or "")))
 
 
 def _title_from(teaser: str) -> str:
@@ -170,7 +226,7 @@ def _title_from(teaser: str) -> str:
 Candidate = tuple[str, object, object]  # src, declared width, declared height
 
 
-def _image_of(entry: Any) -> str | None:
+def _image_of(entry: Any, base: str) -> str | None:
     candidates: list[Candidate] = []
     candidates += [_sized(m, m.get("url", "")) for m in entry.get("media_thumbnail") or []]
     candidates += [
@@ -185,7 +241,6 @@ def _image_of(entry: Any) -> str | None:
     ]
     candidates += [(entry[k], None, None) for k in IMAGE_KEYS if isinstance(entry.get(k), str)]
     candidates += _images_in_html(entry)
-    base = entry.get("link") or ""
     for candidate, width, height in candidates:
         src = urljoin(base, unescape(squash(candidate or "")))
         if re.match(r"^https?://[^/\s]+\.[^/\s]+/", src) and not is_tracking_image(
@@ -206,7 +261,10 @@ def _images_in_html(entry: Any) -> list[Candidate]:
     found: list[Candidate] = []
     for html in html_parts:
         for match in re.finditer(r"<img\b[^>]*>", html, re.IGNORECASE):
-            if len(re.findall(r"<p[\s>]", html[: match.start()], re.IGNORECASE)) >= LEAD_PARAGRAPHS:
+            before = html[: match.start()]
+            closed = len(re.findall(r"</p>", before, re.IGNORECASE))
+            opened = len(re.findall(r"<p[\s>]", before, re.IGNORECASE))
+            if max(closed, opened - 1) >= LEAD_PARAGRAPHS:  # some feeds never close a <p>
                 continue
             tag = match.group(0)
             src = _attribute(tag, "src")

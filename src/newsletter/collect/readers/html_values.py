@@ -1,11 +1,10 @@
 """Values out of a page's metadata: meta tags, structured-data nodes, people, URLs, dates.
 
-Small pure functions the HTML reader uses to turn what extruct and lxml found into teaser fields.
+Small pure functions the HTML reader uses to turn what lxml found into teaser fields.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections.abc import Iterator
@@ -14,6 +13,18 @@ from urllib.parse import urljoin, urlsplit
 
 from newsletter.collect.readers.base import plain_text
 
+# A byline part naming a company or a desk, not a person ("..., Northeast Ohio Media Group").
+ORGANISATION_WORDS = re.compile(
+    r"\b(group|media|news|press|agency|network|inc|ltd|llc|gmbh|corp|newspapers?|magazine|"
+    r"redaktion|redacción|rédaction|desk)\b",
+    re.IGNORECASE,
+)
+# "Photography by X", "Produced by Y", "Übersetzt von Z": credits, not the writer.
+CREDIT_ROLE = re.compile(
+    r"^(photo\w*|pictures?|images?|produced|production|illustrat\w*|video|graphics?|edited|"
+    r"additional reporting|translated|übersetzt|fotos?)\b[^,|]*?\b(by|von|por|par)\b",
+    re.IGNORECASE,
+)
 JOB_WORDS = re.compile(
     r"\b(reporter|editor|correspondent|writer|staff|contributor|columnist|journalist|"
     r"producer|analyst|photographer|intern|chief|senior|special to)\b",
@@ -127,7 +138,16 @@ BYLINE_PATHS = (
     ".//*[contains(concat(' ', normalize-space(@class), ' '), ' byline ')]//a",
     ".//*[contains(concat(' ', normalize-space(@class), ' '), ' byline ')]",
     ".//*[contains(concat(' ', normalize-space(@class), ' '), ' author-name ')]",
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), ' vcard ')]"
+    "[contains(concat(' ', normalize-space(@class), ' '), ' author ')]",
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), '-author ')]",
+    ".//*[contains(concat(' ', normalize-space(@class), ' '), ' field-field-contributor ')]",
+    ".//*[contains(@class, 'contributor')]//a",
 )
+
+
+# Boxes named like bylines that credit a photo or belong to a comment.
+NOT_A_BYLINE = re.compile(r"img|image|photo|foto|credit|caption|comment", re.IGNORECASE)
 
 
 def byline_names(tree: Any) -> list[str]:
@@ -135,6 +155,8 @@ def byline_names(tree: Any) -> list[str]:
     for path in BYLINE_PATHS:
         names = []
         for node in tree.xpath(path):
+            if NOT_A_BYLINE.search(node.get("class") or ""):
+                continue
             text = (node.get("content") or "") if node.tag == "meta" else node.text_content()
             text = re.sub(r"\s+", " ", text).strip()
             if text and len(text) <= 80:
@@ -162,13 +184,21 @@ def named_people(raw_names: list[str], organisations: set[str]) -> list[str]:
         # A URL, or a whole author box ("See All Articles ... Bio\nAnn is a commentator.")
         if "://" in raw or ("\n" in raw.strip() and len(raw) > 60) or len(raw) > 200:
             continue
-        for part in re.split(r"\s*(?:[,;|&/]|\band\b|\bund\b|\by\b)\s*", plain_text(raw)):
+        parts = re.split(r"\s*(?:[,;|&/]|\band\b|\bund\b|\by\b)\s*", plain_text(raw))
+        for part in parts:
+            if CREDIT_ROLE.match(part.strip()) or (
+                len(parts) > 1 and ORGANISATION_WORDS.search(part)
+            ):
+                continue
             name = re.sub(
-                r"^(by|von|por|par)\s*:?\s+", "", part.strip(), flags=re.IGNORECASE
+                r"^((text|words|story|written)\s+)?(by|von|por|par)\s*:?\s+",
+                "",
+                part.strip(),
+                flags=re.IGNORECASE,
             ).strip()
             # "Jeff Foust Monday, November 3" -> "Jeff Foust", "November 3"; not "April Bernard"
             name = "" if _ONLY_DATE.fullmatch(name) else _GLUED_DATE.sub("", name)
-            name = name.strip(" -–—·:")
+            name = re.sub(r"\s*@\w+", "", name).strip(" -–—·:")  # "Ann Lee @annlee"
             if (
                 not name
                 or name.startswith(("@", "www."))
@@ -192,7 +222,7 @@ def without_site_name(title: str, site_name: str | None) -> str:
     if len(parts) > 1 and site_name:
         tail, site = name_key(parts[-1]), name_key(site_name)
         # "| Gelbe Liste" for "Gelbe Liste Online", "| Backstage" for "backstage.com"
-        if tail == site or (len(tail) >= 4 and site.startswith(tail)):
+        if tail == site or (len(tail) >= 4 and (site.startswith(tail) or tail.startswith(site))):
             return " - ".join(parts[:-1]).strip()
     return title
 
@@ -206,18 +236,6 @@ def absolute(href: str | None, base: str | None) -> str | None:
         href = f"{scheme or 'https'}:{href}"
     resolved = urljoin(base, href) if base else href
     return resolved if re.match(r"^https?://[^/\s]+\.[^/\s]+", resolved) else None
-
-
-def iso_date(value: str | None) -> dt.date | None:
-    if not value:
-        return None
-    match = re.match(r"^\s*(\d{4})-?(\d{2})-?(\d{2})", value)
-    if not match:
-        return None
-    try:
-        return dt.date(*(int(part) for part in match.groups()))
-    except ValueError:
-        return None
 
 
 def json_field(raw: str | None, key: str) -> str | None:

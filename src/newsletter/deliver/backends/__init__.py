@@ -143,6 +143,18 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
+def rehearsal_backends() -> list[str]:
+    """The backends that reach nobody (the outbox): what they sent still has to go out."""
+    return [name for name in _REGISTRY if capabilities(name).rehearsal]
+
+
+def uncounted_rehearsals(settings: Settings) -> list[str]:
+    """The rehearsal backends whose sends the workspace's own backend must not count."""
+    if capabilities(resolve_name(settings)).rehearsal:
+        return []
+    return rehearsal_backends()
+
+
 def resolve_name(settings: Settings, requested: str | None = None) -> str:
     """The backend to use: the option, else the setting; `auto` = sendgrid if a key is set."""
     name = (requested or settings.file.delivery.backend or AUTO).lower()

@@ -213,10 +213,8 @@ def _text(code: int, reply: bytes) -> str:
 def create(settings: Settings, notify: Notify) -> SMTPBackend:
     secrets = settings.secrets
     if not secrets.smtp_host:
-        raise ConfigError(
-            "SMTP_HOST is not set",
-            where=".env",
-            fix="set SMTP_HOST (and SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD), see .env.example",
+        raise settings.missing_secret(
+            "SMTP_HOST", "set SMTP_PORT, SMTP_USERNAME and SMTP_PASSWORD too, as .env.example shows"
         )
     password = secrets.smtp_password.get_secret_value() if secrets.smtp_password else None
     return SMTPBackend(

@@ -10,7 +10,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from newsletter.errors import AuthError, ConfigError, DeliveryError
+from newsletter.errors import AuthError, DeliveryError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -109,9 +109,7 @@ def api_key(settings: Settings, otherwise: str) -> str:
     """The SendGrid key from the environment or .env; `otherwise` completes the fix."""
     key = settings.secrets.sendgrid_api_key
     if key is None:
-        raise ConfigError(
-            "SENDGRID_API_KEY is not set",
-            where=".env",
-            fix=f"add the key to .env (see .env.example){otherwise}",
+        raise settings.missing_secret(
+            "SENDGRID_API_KEY", f"use a key with Mail Send permission{otherwise}"
         )
     return key.get_secret_value()

@@ -60,7 +60,20 @@ class SuppressionClient:
                 fix="check the network and SENDGRID_API_HOST, or send with --no-sync"
                 " ([delivery] sync_suppressions = false for cron)",
             ) from None
-        return list(response.to_dict or [])
+        try:
+            payload = response.to_dict
+        except ValueError:  # a 2xx answer that is not JSON: not SendGrid's API at that host
+            payload = None
+        if payload is not None and not isinstance(payload, list):
+            payload = None
+        if payload is None and response.body:
+            raise DeliveryError(
+                f"the answer to GET /v3/{path} is not a SendGrid list (not JSON)",
+                where=self.host,
+                fix="check that SENDGRID_API_HOST is SendGrid's API (or remove it), or send "
+                "with --no-sync",
+            )
+        return list(payload or [])
 
     def _refused(self, path: str, status: int, body: bytes | None) -> Exception:
         text = client.masked(client.error_text(body), self._key) or "no details given"

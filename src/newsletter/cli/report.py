@@ -1,0 +1,166 @@
+"""Results: `issues` (every issue at a glance) and `report SLUG` (one issue, a click map)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from newsletter.cli.app import app, info, settings, warn
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}%"
+
+
+@app.command()
+def issues(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Every issue in the workspace, newest first: its state, recipients and results.
+
+    States: draft, checks failing, scheduled for ..., sending, sent on ..., incomplete
+    (unknown or failed recipients). Delivered, unique clicks and unsubscribes appear once
+    SendGrid's events arrive (`newsletter serve`).
+
+    Example:
+
+        newsletter issues
+    """
+    from newsletter.db import open_database
+    from newsletter.report.overview import overview
+
+    workspace = settings(ctx)
+    conn = open_database(workspace.database_path)
+    try:
+        lines = overview(workspace, conn)
+    finally:
+        conn.close()
+    if as_json:
+        info(json.dumps([line.as_dict() for line in lines], indent=2, ensure_ascii=False))
+        return
+    if not lines:
+        info("no issues yet — start one with `newsletter new SLUG`")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in (
+        "ISSUE",
+        "DATE",
+        "SUBJECT",
+        "STATE",
+        "RECIPIENTS",
+        "DELIVERED",
+        "CLICKS",
+        "UNSUBS",
+    ):
+        table.add_column(
+            column,
+            justify="right"
+            if column in {"RECIPIENTS", "DELIVERED", "CLICKS", "UNSUBS"}
+            else "left",
+        )
+    for line in lines:
+        table.add_row(
+            line.slug,
+            line.date or "",
+            (line.subject or "")[:50],
+            line.state,
+            f"{line.recipients:,}" if line.recipients else "",
+            _percent(line.delivered_pct),
+            _percent(line.unique_clicks_pct),
+            str(line.unsubscribes) if line.unsubscribes else "",
+        )
+    Console(width=160).print(table)
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    slug: str = typer.Argument(..., metavar="SLUG", help="The issue (a folder in issues/)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    html: Path | None = typer.Option(
+        None, "--html", metavar="FILE", help="Also write a self-contained page with the click map."
+    ),
+) -> None:
+    """What became of one sent issue: delivered, bounced, opened, clicked, per story.
+
+    Rates are percentages of delivered. Machine opens (Apple Mail Privacy Protection,
+    scanners) are counted apart from people's. Links are matched to stories by their
+    address, as SendGrid reports it in its click events.
+
+    Examples:
+
+        newsletter report 2026-12-01
+
+        newsletter report 2026-12-01 --html results.html
+    """
+    from newsletter.report.issue_report import load_report, write_report_page
+
+    workspace = settings(ctx)
+    loaded = load_report(workspace, slug)
+    results = loaded.results
+    if html is not None:
+        write_report_page(workspace, loaded, html)
+    if as_json:
+        info(json.dumps(results.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print_results(results.as_dict())
+    if not results.has_events:
+        warn(
+            "no SendGrid events for this issue yet: only the ledger's count is shown (events "
+            "arrive through `newsletter serve` at /webhooks/sendgrid)"
+        )
+    if html is not None:
+        info(f"wrote {html}")
+
+
+def _print_results(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rates = data["rates_of_delivered"]
+    console = Console(width=120)
+    summary = Table(box=None, pad_edge=False, show_header=False)
+    summary.add_column()
+    summary.add_column(justify="right")
+    summary.add_column(justify="right")
+    rows = [
+        ("sent", data["sent"], None),
+        ("delivered", data["delivered"], data["delivered_of_sent"]),
+        ("deferred", data["deferred"], rates["deferred"]),
+        ("bounced (hard)", data["bounced_hard"], rates["bounced_hard"]),
+        ("bounced (soft)", data["bounced_soft"], rates["bounced_soft"]),
+        ("dropped", data["dropped"], rates["dropped"]),
+        ("spam reports", data["spam_reports"], rates["spam_reports"]),
+        ("unsubscribes", sum(data["unsubscribes"].values()), rates["unsubscribes"]),
+        ("unique opens (people)", data["opens_unique"], rates["opens_unique"]),
+        ("machine opens only", data["opens_machine_only"], rates["opens_machine_only"]),
+        ("unique clicks", data["clicks_unique"], rates["clicks_unique"]),
+        ("click-to-open", None, data["click_to_open"]),
+    ]
+    for label, count, rate in rows:
+        summary.add_row(label, "" if count is None else f"{count:,}", _percent(rate))
+    console.print(f"[bold]{data['issue']}[/bold] (first sent {data['first_sent'] or '—'})")
+    console.print(summary)
+    if data["unsubscribes"]:
+        ways = ", ".join(f"{how} {n}" for how, n in sorted(data["unsubscribes"].items()))
+        console.print(f"unsubscribes by way: {ways}")
+    console.print(f"[dim]{data['machine_open_caveat']}[/dim]")
+    stories = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("STORY", "SECTION", "UNIQUE", "TOTAL"):
+        stories.add_column(column, justify="right" if column in {"UNIQUE", "TOTAL"} else "left")
+    for item in sorted(data["stories"], key=lambda i: -i["unique"]):
+        stories.add_row(
+            item["title"][:60], item["section"], f"{item['unique']:,}", f"{item['total']:,}"
+        )
+    for item in data["other_links"]:
+        stories.add_row(
+            f"({item['kind']}) {item['url'][:50]}", "", f"{item['unique']:,}", f"{item['total']:,}"
+        )
+    console.print(stories)

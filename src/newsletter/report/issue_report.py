@@ -1,0 +1,73 @@
+"""Everything `report SLUG` shows of one sent issue, gathered in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsletter.build.output import make_build
+from newsletter.config import Settings
+from newsletter.db import open_database
+from newsletter.deliver.backends import uncounted_rehearsals
+from newsletter.errors import UserError
+from newsletter.files import atomic_write
+from newsletter.issue.file import load_issue
+from newsletter.issue.model import ISSUE_FILE, check_slug
+from newsletter.report.links import LinkMap
+from newsletter.report.page import report_html
+from newsletter.report.results import IssueResults, issue_results
+
+
+@dataclass(frozen=True)
+class Report:
+    slug: str
+    subject: str
+    results: IssueResults
+    links: LinkMap
+
+
+def load_report(settings: Settings, slug: str) -> Report:
+    check_slug(slug)
+    issue = load_issue(settings.issue_dir(slug) / ISSUE_FILE)
+    newsletter = settings.file.newsletter
+    links = LinkMap(
+        issue, f"{newsletter.web_base_url.rstrip('/')}/{slug}/", newsletter.unsubscribe_url
+    )
+    conn = open_database(settings.database_path, scan=False)  # reads only
+    try:
+        results = issue_results(conn, slug, links, uncounted_rehearsals(settings))
+    finally:
+        conn.close()
+    if not results.sent:
+        raise UserError(
+            f"issue {slug!r} was never sent (an outbox rehearsal does not count)",
+            fix="`newsletter issues` lists every issue and what became of it",
+        )
+    return Report(slug, issue.subject, results, links)
+
+
+def email_as_sent(settings: Settings, slug: str) -> str:
+    """The email of the build that was sent (built again if build/ was cleaned)."""
+    built = settings.build_dir(slug) / "email.html"
+    if built.is_file():
+        return built.read_text(encoding="utf-8")
+    return make_build(settings, slug).rendered.email_html
+
+
+def write_report_page(settings: Settings, report: Report, target: Path) -> None:
+    if target.is_dir():
+        raise UserError(f"{target} is a folder", where="--html", fix="give a file name")
+    if not target.parent.is_dir():
+        raise UserError(
+            f"the folder {target.parent} does not exist", where="--html", fix="create it first"
+        )
+    email = email_as_sent(settings, report.slug)
+    page = report_html(report.subject, email, report.results, report.links)
+    try:
+        atomic_write(target, page)
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the report ({exc.strerror})",
+            where=target,
+            fix="check the folder's permissions and free space",
+        ) from None
