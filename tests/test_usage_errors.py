@@ -14,7 +14,7 @@ CASES = [
     (("send", "--due", "--backend", "outbox"), "--backend does not apply to --due", "send"),
     (("schedule", "--list", "--since", "x"), "No such option: --since", "schedule"),
     (("add", "sample", "page.html", "--since", "garbage"), "'garbage' is not a date", "add"),
-    (("add", "sample"), "Missing argument 'sources'", "add"),
+    (("add", "sample"), "Missing argument 'SOURCE...'", "add"),
     (("nosuch",), "No such command 'nosuch'", None),
     (("--bogus",), "No such option: --bogus", None),
     (("subscribers", "bogus"), "No such command 'bogus'", "subscribers"),

@@ -387,7 +387,7 @@ def _secrets_from(env: dict[str, str], where: dict[str, str | Path]) -> Secrets:
         smtp_password=secret("SMTP_PASSWORD"),
         smtp_starttls=(get("SMTP_STARTTLS") or "true").lower() not in {"0", "false", "no"},
         smtp_ca_file=get("SMTP_CA_FILE"),
-        sendgrid_webhook_public_key=get("SENDGRID_WEBHOOK_PUBLIC_KEY"),
+        sendgrid_webhook_public_key=get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
     )
 
 

@@ -209,11 +209,11 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "008_event_indexes",
         (
-            # `report` counts distinct readers per event from the index alone: people's and
-            # machine opens apart, clicks per link, and opens and clicks per hour.
-            "CREATE INDEX events_kind ON events (issue, event, machine_open, email_key)",
+            # `report` counts distinct readers per event by walking these indexes in order:
+            # people's and machine opens apart in one pass, clicks per link.
+            "CREATE INDEX events_reader ON events (issue, event, email_key, machine_open)",
             "CREATE INDEX events_link ON events (issue, event, url, email_key)",
-            "CREATE INDEX events_time ON events (issue, event, occurred)",
+            "DROP INDEX events_issue",  # a prefix of events_reader
         ),
     ),
 )

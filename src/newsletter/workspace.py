@@ -17,6 +17,9 @@ SENDGRID_API_KEY=
 SENDGRID_API_HOST=https://api.sendgrid.com
 # Secret for signing one-click unsubscribe links (any long random string).
 NEWSLETTER_UNSUBSCRIBE_SECRET=
+# SendGrid's signed event webhook (`newsletter serve`): the verification key SendGrid shows
+# under Mail Settings > Event Webhook once signing is on.
+SENDGRID_WEBHOOK_PUBLIC_KEY=
 # SMTP backend (used with --backend smtp).
 SMTP_HOST=
 SMTP_PORT=587

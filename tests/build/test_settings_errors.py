@@ -78,3 +78,24 @@ def test_a_number_setting_is_said_in_words(tmp_path: Path, line: str, said: str)
     (error,) = outcome.stderr.splitlines()
     assert said in error
     assert "Input should" not in error
+
+
+def test_a_sender_name_longer_than_a_header_can_carry_is_refused_before_sending(
+    tmp_path: Path,
+) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    config = root / "newsletter.toml"
+    text = "\n".join(
+        line
+        for line in config.read_text("utf-8").splitlines()
+        if not line.startswith('name = "The Balkan Brief"') or "[sender]" in line
+    )
+    config.write_text(text + "\n", "utf-8")
+    _set(root, "sender", f'name = "{"Balkan " * 430}"')
+
+    outcome = run(root, "send", "sample", "--dry-run", "--backend", "outbox")
+
+    assert outcome.exit_code == 1
+    line = outcome.stderr.splitlines()[-1]
+    assert "the sender name is 3,010 characters long" in line
+    assert "[sender] name" in line and "at most 200" in line

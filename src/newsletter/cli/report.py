@@ -103,7 +103,7 @@ def report(
     from newsletter.report.issue_report import load_report, write_report_page
 
     workspace = settings(ctx)
-    loaded = load_report(workspace, slug)
+    loaded = load_report(workspace, slug, per_hour=html is not None)
     results = loaded.results
     if html is not None:
         write_report_page(workspace, loaded, html)

@@ -75,6 +75,17 @@ class LedgerView:
         ).fetchall()
         return [(str(slug), str(first)) for slug, first in rows]
 
+    def sent(self, issue: str, rehearsals: Collection[str] = ()) -> int:
+        """Recipients a real backend sent the issue to (`counts` has every state, slower)."""
+        rehearsal = _rehearsal_batch(rehearsals)
+        (count,) = self.conn.execute(
+            "SELECT count(*) FROM batches AS b JOIN ledger_issues AS i ON i.id = b.issue_id "
+            "JOIN ledger AS l ON l.batch_id = b.id AND l.state = 'batched' "
+            f"WHERE i.slug = ? AND b.state = 'sent' AND NOT ({rehearsal})",
+            (issue, *rehearsals),
+        ).fetchone()
+        return int(count)
+
     def first_sent(self, issue: str, rehearsals: Collection[str] = ()) -> str | None:
         """When a real backend first had a batch of the issue accepted (UTC, ISO 8601)."""
         rehearsal = _rehearsal_batch(rehearsals)

@@ -9,13 +9,15 @@ def hourly_svg(opens: list[int], clicks: list[int]) -> str:
     """A bar chart of the first hours after sending, as an <svg> element (text kept as text)."""
     import matplotlib
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+    from matplotlib.ticker import MaxNLocator
 
     with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9}):
         figure = Figure(figsize=(7.2, 2.6), dpi=100)
         axes = figure.add_subplot()
-        hours = list(range(len(opens)))
-        axes.bar(hours, opens, width=0.9, color="#93c5fd", label="opens")
-        axes.bar(hours, clicks, width=0.9, color="#0b4f8a", label="clicks")
+        hours = range(len(opens))
+        axes.bar([h - 0.22 for h in hours], opens, width=0.44, color="#60a5fa", label="opens")
+        axes.bar([h + 0.22 for h in hours], clicks, width=0.44, color="#0b4f8a", label="clicks")
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_xlim(-0.5, len(opens) - 0.5)
         axes.set_xticks(list(range(0, len(opens) + 1, 6)))
         axes.set_xlabel("hours after the issue went out")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter.build.output import make_build
 from newsletter.config import Settings
 from newsletter.db import open_database
 from newsletter.deliver.backends import uncounted_rehearsals
@@ -14,7 +13,6 @@ from newsletter.files import atomic_write
 from newsletter.issue.file import load_issue
 from newsletter.issue.model import ISSUE_FILE, check_slug
 from newsletter.report.links import LinkMap
-from newsletter.report.page import report_html
 from newsletter.report.results import IssueResults, issue_results
 
 
@@ -26,7 +24,7 @@ class Report:
     links: LinkMap
 
 
-def load_report(settings: Settings, slug: str) -> Report:
+def load_report(settings: Settings, slug: str, *, per_hour: bool = False) -> Report:
     check_slug(slug)
     issue = load_issue(settings.issue_dir(slug) / ISSUE_FILE)
     newsletter = settings.file.newsletter
@@ -35,7 +33,9 @@ def load_report(settings: Settings, slug: str) -> Report:
     )
     conn = open_database(settings.database_path, scan=False)  # reads only
     try:
-        results = issue_results(conn, slug, links, uncounted_rehearsals(settings))
+        results = issue_results(
+            conn, slug, links, uncounted_rehearsals(settings), per_hour=per_hour
+        )
     finally:
         conn.close()
     if not results.sent:
@@ -51,6 +51,8 @@ def email_as_sent(settings: Settings, slug: str) -> str:
     built = settings.build_dir(slug) / "email.html"
     if built.is_file():
         return built.read_text(encoding="utf-8")
+    from newsletter.build.output import make_build  # the build stack only when needed
+
     return make_build(settings, slug).rendered.email_html
 
 
@@ -61,6 +63,8 @@ def write_report_page(settings: Settings, report: Report, target: Path) -> None:
         raise UserError(
             f"the folder {target.parent} does not exist", where="--html", fix="create it first"
         )
+    from newsletter.report.page import report_html  # lxml, Jinja2, matplotlib: only here
+
     email = email_as_sent(settings, report.slug)
     page = report_html(report.subject, email, report.results, report.links)
     try:

@@ -82,9 +82,10 @@ def report_html(subject: str, email_html: str, results: IssueResults, links: Lin
         undefined=jinja2.StrictUndefined,
     )
     opened = results.opens_unique + results.opens_machine_only
+    of_sent = round(100 * results.delivered / results.sent, 1) if results.sent else None
     steps = [
         ("sent", results.sent, None),
-        ("delivered", results.delivered, results.rate(results.delivered)),
+        ("delivered", results.delivered, of_sent),
         ("opened (people)", results.opens_unique, results.rate(results.opens_unique)),
         ("opened (with machine opens)", opened, results.rate(opened)),
         ("clicked", results.clicks_unique, results.rate(results.clicks_unique)),

@@ -66,6 +66,8 @@ class IssueResults:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        if not any(self.opens_per_hour) and not any(self.clicks_per_hour):
+            del data["opens_per_hour"], data["clicks_per_hour"]  # only with the page
         data["rates_of_delivered"] = {
             name: self.rate(getattr(self, name))
             for name in (
@@ -89,17 +91,23 @@ class IssueResults:
 
 
 def issue_results(
-    conn: sqlite3.Connection, slug: str, links: LinkMap, rehearsals: list[str]
+    conn: sqlite3.Connection,
+    slug: str,
+    links: LinkMap,
+    rehearsals: list[str],
+    *,
+    per_hour: bool = False,
 ) -> IssueResults:
+    """The issue's numbers; `per_hour` adds the 72-hour series (for the page's chart)."""
     view = LedgerView(conn)
-    sent = view.counts(slug, rehearsals=rehearsals).get("sent", 0)
+    sent = view.sent(slug, rehearsals)
     first = view.first_sent(slug, rehearsals)
     results = IssueResults(slug, sent, first)
     _deliveries(conn, slug, results)
     _opens(conn, slug, results)
     _clicks(conn, slug, links, results)
     _unsubscribes(conn, slug, results)
-    if first is not None:
+    if per_hour and first is not None:
         _per_hour(conn, slug, dt.datetime.fromisoformat(first), results)
     return results
 
@@ -129,90 +137,108 @@ def _deliveries(conn: sqlite3.Connection, slug: str, results: IssueResults) -> N
 
 
 def _opens(conn: sqlite3.Connection, slug: str, results: IssueResults) -> None:
-    anyone = _distinct(conn, slug, "open")
-    results.opens_unique = _distinct(conn, slug, "open", "AND machine_open = 0")
-    results.opens_machine_only = anyone - results.opens_unique
+    # One ordered pass over events_reader: a reader is a person if any open was not a
+    # machine's, machine-only otherwise.
+    human, machine_only = conn.execute(
+        "SELECT coalesce(sum(person), 0), coalesce(sum(1 - person), 0) FROM ("
+        "SELECT min(machine_open) = 0 AS person FROM events "
+        "WHERE issue = ? AND event = 'open' GROUP BY email_key)",
+        (slug,),
+    ).fetchone()
+    results.opens_unique, results.opens_machine_only = int(human), int(machine_only)
 
 
 def _clicks(conn: sqlite3.Connection, slug: str, links: LinkMap, results: IssueResults) -> None:
-    """Per story (its URLs merged), per other link, and unique clickers of anything but
-    the unsubscribe link."""
-    urls = [
-        str(url)
-        for (url,) in conn.execute(
-            "SELECT DISTINCT url FROM events WHERE issue = ? AND event = 'click' "
-            "AND url IS NOT NULL",
+    """Per story, per other link, and the unique clickers of anything but unsubscribing.
+
+    One ordered pass over events_link gives each URL's readers; a story reached through
+    several spellings of its URL (rare) is counted exactly with one more query.
+    """
+    per_url = [
+        (str(url), int(unique), int(total))
+        for url, unique, total in conn.execute(
+            "SELECT url, count(DISTINCT email_key), count(*) FROM events "
+            "WHERE issue = ? AND event = 'click' AND url IS NOT NULL GROUP BY url",
             (slug,),
         )
     ]
-    stories = links.stories
-    index = {story: number for number, story in enumerate(stories)}
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS report_links (url TEXT PRIMARY KEY, story INT)")
-    conn.execute("DELETE FROM temp.report_links")
-    others: dict[str, str] = {}
-    counted: list[tuple[str, int]] = []
-    for url in urls:
+    spellings: dict[Story, list[str]] = {}
+    counts: dict[Story, tuple[int, int]] = {}
+    grouped: dict[tuple[str, str], list[int]] = {}
+    unsubscribe_urls: list[str] = []
+    for url, unique, total in per_url:
         story = links.story(url)
-        kind = links.kind(url)
         if story is not None:
-            counted.append((url, index[story]))
-        else:
-            others[url] = kind
-            if kind != "unsubscribe":
-                counted.append((url, -1))
-    conn.executemany("INSERT INTO temp.report_links (url, story) VALUES (?, ?)", counted)
-    per_story = {
-        int(story): (int(unique), int(total))
-        for story, unique, total in conn.execute(
-            "SELECT l.story, count(DISTINCT e.email_key), count(*) FROM events AS e "
-            "JOIN temp.report_links AS l ON l.url = e.url "
-            "WHERE e.issue = ? AND e.event = 'click' AND l.story >= 0 GROUP BY l.story",
-            (slug,),
+            spellings.setdefault(story, []).append(url)
+            before = counts.get(story, (0, 0))
+            counts[story] = (before[0] + unique, before[1] + total)
+            continue
+        kind = links.kind(url)
+        if kind == "unsubscribe":
+            unsubscribe_urls.append(url)
+        key = (kind, "(unsubscribe links)" if kind == "unsubscribe" else url)
+        sums = grouped.setdefault(key, [0, 0])
+        sums[0] += unique
+        sums[1] += total
+    for story, urls in spellings.items():
+        if len(urls) > 1:
+            counts[story] = (_readers_of(conn, slug, urls), counts[story][1])
+    if unsubscribe_urls:  # one link per reader: their union counts people once
+        grouped[("unsubscribe", "(unsubscribe links)")][0] = _readers_of(
+            conn, slug, unsubscribe_urls
         )
-    }
-    results.stories = [
-        _story_clicks(story, *per_story.get(number, (0, 0))) for number, story in enumerate(stories)
+    results.stories = [_story_clicks(story, *counts.get(story, (0, 0))) for story in links.stories]
+    results.other_links = [
+        LinkClicks(url, kind, None, None, unique, total)
+        for (kind, url), (unique, total) in sorted(grouped.items(), key=lambda i: -i[1][1])
     ]
-    unique, total = conn.execute(
-        "SELECT count(DISTINCT e.email_key), count(*) FROM events AS e "
-        "JOIN temp.report_links AS l ON l.url = e.url WHERE e.issue = ? AND e.event = 'click'",
+    (anyone,) = conn.execute(
+        "SELECT count(DISTINCT email_key) FROM events WHERE issue = ? AND event = 'click'",
         (slug,),
     ).fetchone()
-    results.clicks_unique, results.clicks_total = int(unique), int(total)
-    results.other_links = _other_clicks(conn, slug, others)
-    conn.execute("DELETE FROM temp.report_links")
+    results.clicks_unique = int(anyone) - _only_unsubscribed(conn, slug, unsubscribe_urls)
+    results.clicks_total = sum(total for url, _, total in per_url if url not in unsubscribe_urls)
+
+
+def _readers_of(conn: sqlite3.Connection, slug: str, urls: list[str]) -> int:
+    readers: set[str] = set()
+    for url in urls:
+        readers.update(
+            str(key)
+            for (key,) in conn.execute(
+                "SELECT email_key FROM events WHERE issue = ? AND event = 'click' AND url = ?",
+                (slug, url),
+            )
+        )
+    return len(readers)
+
+
+def _only_unsubscribed(conn: sqlite3.Connection, slug: str, urls: list[str]) -> int:
+    """Readers whose only clicks were on their unsubscribe link (not engagement)."""
+    only = 0
+    readers = {
+        str(key)
+        for url in urls
+        for (key,) in conn.execute(
+            "SELECT email_key FROM events WHERE issue = ? AND event = 'click' AND url = ?",
+            (slug, url),
+        )
+    }
+    unsubscribing = set(urls)
+    for reader in readers:
+        clicked = {
+            str(url)
+            for (url,) in conn.execute(
+                "SELECT url FROM events WHERE issue = ? AND event = 'click' AND email_key = ?",
+                (slug, reader),
+            )
+        }
+        only += clicked <= unsubscribing
+    return only
 
 
 def _story_clicks(story: Story, unique: int, total: int) -> LinkClicks:
     return LinkClicks(story.url, "story", story.title, story.section, unique, total)
-
-
-def _other_clicks(conn: sqlite3.Connection, slug: str, others: dict[str, str]) -> list[LinkClicks]:
-    """Unsubscribe links (one per recipient) as one line; other links one each."""
-    grouped: dict[str, list[int]] = {}
-    shown: dict[str, str] = {}
-    for url, kind in others.items():
-        unique, total = conn.execute(
-            "SELECT count(DISTINCT email_key), count(*) FROM events "
-            "WHERE issue = ? AND event = 'click' AND url = ?",
-            (slug, url),
-        ).fetchone()
-        key = "unsubscribe" if kind == "unsubscribe" else url
-        shown.setdefault(key, kind)
-        counts = grouped.setdefault(key, [0, 0])
-        counts[0] += int(unique)
-        counts[1] += int(total)
-    return [
-        LinkClicks(
-            key if shown[key] != "unsubscribe" else "(unsubscribe links)",
-            shown[key],
-            None,
-            None,
-            unique,
-            total,
-        )
-        for key, (unique, total) in sorted(grouped.items(), key=lambda item: -item[1][1])
-    ]
 
 
 def _unsubscribes(conn: sqlite3.Connection, slug: str, results: IssueResults) -> None:

@@ -381,7 +381,12 @@ def _outcome(
     if report.stopped is not None:
         more = f"stopped: {report.stopped.line()}"
     else:
-        more = f"see `newsletter status {slug}`; `newsletter send {slug}` retries the failed"
+        hints = [f"see `newsletter status {slug}`"]
+        if report.failed:
+            hints.append(f"`newsletter send {slug}` retries the failed")
+        if report.unknown:
+            hints.append(f"`newsletter send {slug} --resend-unknown` if they did not get it")
+        more = "; ".join(hints)
     outcome = Outcome.PARTLY if report.sent or before else Outcome.FAILED
     line = f"{outcome.value} {slug}: {counts} — {more}"
     return IssueRun(slug, outcome, line, report.sent, error=report.stopped)

@@ -30,7 +30,7 @@ from newsletter.errors import LockBusy, NewsletterError
 from newsletter.web.archive_routes import routes as archive_routes
 from newsletter.web.context import WEB_BUSY_TIMEOUT_MS, WebContext
 from newsletter.web.pages import message_page
-from newsletter.web.security import WEBHOOK_PREFIX, Guard
+from newsletter.web.security import WEBHOOK_PREFIX, BodyTooLarge, Guard
 from newsletter.web.signup import routes as signup_routes
 from newsletter.web.unsubscribe import routes as unsubscribe_routes
 from newsletter.web.webhook import routes as webhook_routes
@@ -68,6 +68,9 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={
             HTTPException: _http_error,
+            # Raised by Guard's receive for a body without Content-Length that grows too
+            # large; without this handler Starlette's outer error layer answered 500.
+            BodyTooLarge: _too_large,
             NewsletterError: _unavailable,
             sqlite3.Error: _unavailable,
             Exception: _server_error,
@@ -118,6 +121,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
     response.headers.update(headers)
     return response
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse("Request body too large\n", status_code=413)
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:

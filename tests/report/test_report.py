@@ -1,0 +1,97 @@
+"""`issues` and `report`: a real send to the stand-in, then SendGrid's events posted, signed,
+through the real /webhooks/sendgrid route, then the numbers read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests._cli import run
+from tests._workspace import add_subscribers, sample_workspace, stub_env
+from tests.report.conftest import READERS
+from tests.sendgrid_stub import (
+    SendGridStub,
+    sendgrid_stub_fixture,  # noqa: F401  (the `sendgrid_stub` fixture)
+)
+
+
+def test_report_json_equals_what_the_stream_holds(reported: Path) -> None:
+    outcome = run(reported, "report", "sample", "--json")
+    assert outcome.exit_code == 0, outcome.stderr
+    data = json.loads(outcome.stdout)
+    assert data["sent"] == 6
+    assert data["has_events"] is True
+    assert (data["delivered"], data["deferred"]) == (5, 1)
+    assert (data["bounced_hard"], data["bounced_soft"], data["dropped"]) == (1, 0, 0)
+    assert data["spam_reports"] == 1
+    assert data["opens_unique"] == 2  # r1 and r3; r1's second open counted once
+    assert data["opens_machine_only"] == 1  # r2: an Apple Mail Privacy Protection open
+    assert data["clicks_unique"] == 3  # r1, r3, r4 (web version), not r5 (unsubscribe link)
+    assert data["click_to_open"] == 100.0  # of the 3 who opened (r4 clicked without an open)
+    assert data["rates_of_delivered"]["opens_unique"] == 40.0
+    assert data["unsubscribes"] == {"one-click": 1, "sendgrid group": 1}
+    stories = {item["title"][:24]: (item["unique"], item["total"]) for item in data["stories"]}
+    assert stories["Iranians hold rallies to"] == (2, 3)
+    assert stories["After the “snapback,” lar"[:24]] == (1, 1)
+    assert sum(unique for unique, _ in stories.values()) == 3
+    others = {item["kind"]: (item["unique"], item["total"]) for item in data["other_links"]}
+    assert others == {"web version": (1, 1), "unsubscribe": (1, 1), "other": (1, 1)}
+    assert "opens_per_hour" not in data  # the hourly series is the page's chart only
+    assert "Apple Mail Privacy Protection" in data["machine_open_caveat"]
+
+
+def test_report_prints_a_table_with_the_same_numbers(reported: Path) -> None:
+    outcome = run(reported, "report", "sample")
+    assert outcome.exit_code == 0, outcome.stderr
+    lines = outcome.stdout.splitlines()
+    assert any(line.split()[:2] == ["delivered", "5"] for line in lines)
+    assert any(line.startswith("unique opens (people)") and "40.0%" in line for line in lines)
+    assert "unsubscribes by way: one-click 1, sendgrid group 1" in outcome.stdout
+
+
+def test_issues_lists_every_issue_with_its_state(reported: Path) -> None:
+    draft = reported / "issues" / "draft"
+    draft.mkdir()
+    (draft / "issue.yaml").write_text(
+        (reported / "issues" / "sample" / "issue.yaml").read_text(encoding="utf-8")
+    )
+    outcome = run(reported, "issues", "--json")
+    assert outcome.exit_code == 0, outcome.stderr
+    lines = {line["slug"]: line for line in json.loads(outcome.stdout)}
+    assert lines["sample"]["state"].startswith("sent on ")
+    assert lines["sample"]["recipients"] == 6
+    assert lines["sample"]["delivered_pct"] == round(100 * 5 / 6, 1)
+    assert lines["sample"]["unique_clicks_pct"] == 60.0
+    assert lines["sample"]["unsubscribes"] == 2  # one-click and SendGrid group
+    assert lines["draft"]["state"] == "draft"
+    table = run(reported, "issues")
+    assert "sample" in table.stdout and "sent on" in table.stdout
+
+
+def test_bad_input_is_one_line(reported: Path) -> None:
+    missing = run(reported, "report", "nope")
+    assert missing.exit_code == 1 and len(missing.stderr.splitlines()) == 1
+    draft = reported / "issues" / "draft"
+    draft.mkdir()
+    (draft / "issue.yaml").write_text(
+        (reported / "issues" / "sample" / "issue.yaml").read_text(encoding="utf-8")
+    )
+    never = run(reported, "report", "draft")
+    assert never.exit_code == 1
+    assert never.stderr == (
+        "error: issue 'draft' was never sent (an outbox rehearsal does not count) — "
+        "`newsletter issues` lists every issue and what became of it\n"
+    )
+    folder = run(reported, "report", "sample", "--html", str(reported))
+    assert folder.exit_code == 1 and "is a folder" in folder.stderr
+
+
+def test_an_issue_without_events_says_so(tmp_path: Path, sendgrid_stub: SendGridStub) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    stub_env(root, sendgrid_stub.url)
+    add_subscribers(root, READERS[:2])
+    assert run(root, "send", "sample", "--yes", "--no-sync").exit_code == 0
+    outcome = run(root, "report", "sample", "--json")
+    assert outcome.exit_code == 0
+    assert json.loads(outcome.stdout)["sent"] == 2
+    assert "no SendGrid events for this issue yet" in outcome.stderr
