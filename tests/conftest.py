@@ -29,6 +29,7 @@ def isolated_environment(
         "HTTPS_PROXY",
         "http_proxy",
         "https_proxy",
+        "XDG_CACHE_HOME",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")

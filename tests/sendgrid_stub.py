@@ -22,8 +22,9 @@ Run as a separate process (for tests that SIGKILL the sender)::
     python tests/sendgrid_stub.py --port 0 --api-key SG.test --port-file PATH
 
 and drive it through the control API under ``/_stub/`` (``StubProcess`` does both):
-GET deliveries[?issue=], GET requests, GET health, POST plan (a JSON list), POST
-suppressions (``{"bounces": [...], "groups": {"42": [...]}}``), POST config, POST reset.
+GET deliveries[?issue=], GET requests, GET in_flight (the peak), GET health, POST plan (a
+JSON list), POST suppressions (``{"bounces": [...], "groups": {"42": [...]}}``), POST config,
+POST reset.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import functools
 import json
 import math
 import os
+import random
 import re
 import secrets
 import signal
@@ -600,6 +602,7 @@ class SendGridStub:
         port: int = 0,
         record_bodies: bool = True,
         delay: float = 0.0,
+        jitter: float = 0.0,
         rate_limit_limit: int = 600,
         rate_limit_reset_offset: float = 1.0,
         default_page_size: int = MAX_PAGE_SIZE,
@@ -609,6 +612,9 @@ class SendGridStub:
         self.host = host
         self.record_bodies = record_bodies
         self.delay = delay  # seconds added to every mail/send answer
+        self.jitter = jitter  # and up to this many more, at random (uniform)
+        self.peak_in_flight = 0  # the most mail/send requests being answered at once
+        self._in_flight = 0
         self.rate_limit_limit = rate_limit_limit
         self.rate_limit_reset_offset = rate_limit_reset_offset
         # The spec leaves the default page size undocumented; only the maximum (500) is.
@@ -732,6 +738,7 @@ class SendGridStub:
             self._plan.clear()
             self._records.clear()
             self._deliveries.clear()
+            self.peak_in_flight = 0
             self.batches.clear()
             self.scheduled_sends.clear()
             self.suppressions = {kind: [] for kind in SUPPRESSION_KINDS}
@@ -749,6 +756,16 @@ class SendGridStub:
         if method == "POST" and url.path == MAIL_SEND:
             return self._mail_send(headers, read_body)
         return self._api(method, url.path, url.query, headers, read_body)
+
+    def entered(self) -> None:
+        """A mail/send request arrived (the HTTP layer counts requests being answered)."""
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+
+    def left(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def _record(self, record: RequestRecord, delivered: dict[str, Any] | None = None) -> None:
         recipients = recipients_by_issue(delivered) if delivered is not None else {}
@@ -790,7 +807,7 @@ class SendGridStub:
             record.answered = False
         elif entry is not None and entry.startswith(PLAN_SLOW_PREFIX):
             response.delay += float(entry.removeprefix(PLAN_SLOW_PREFIX))
-        response.delay += self.delay
+        response.delay += self.delay + (random.uniform(0, self.jitter) if self.jitter else 0)
         self._record(record, body if record.delivered else None)
         return response
 
@@ -1022,6 +1039,8 @@ class SendGridStub:
             if route == "GET /deliveries":
                 issue = parse_qs(query).get("issue", [None])[-1]
                 return StubResponse.json(200, dict(self.deliveries(issue)))
+            if route == "GET /in_flight":
+                return StubResponse.json(200, {"peak": self.peak_in_flight})
             if route == "GET /requests":
                 return StubResponse.json(200, [record.as_json() for record in self.requests])
             if route == "POST /plan":
@@ -1053,7 +1072,13 @@ class SendGridStub:
 
     def _configure(self, payload: dict[str, Any]) -> None:
         """``{"delay": 0.01, "rate_limit_reset_offset": 5, ...}``."""
-        settable = ("delay", "rate_limit_limit", "rate_limit_reset_offset", "default_page_size")
+        settable = (
+            "delay",
+            "jitter",
+            "rate_limit_limit",
+            "rate_limit_reset_offset",
+            "default_page_size",
+        )
         for key, value in payload.items():
             if key not in settable:
                 raise ValueError(f"{key!r} cannot be set; use one of {settable}")
@@ -1141,6 +1166,30 @@ class _Handler(BaseHTTPRequestHandler):
             return body[0]
 
         headers = {name.lower(): value for name, value in self.headers.items()}
+        # Counted until the answer is written: the client cannot have it before then.
+        counted = [self.command == "POST" and self.path == MAIL_SEND]
+        if counted[0]:
+            stub.entered()
+
+        def answering() -> None:
+            if counted[0]:
+                counted[0] = False
+                stub.left()
+
+        try:
+            self._answer(stub, length, body, headers, read_body, answering)
+        finally:
+            answering()
+
+    def _answer(
+        self,
+        stub: SendGridStub,
+        length: int,
+        body: list[bytes],
+        headers: dict[str, str],
+        read_body: Callable[[], bytes],
+        answering: Callable[[], None],
+    ) -> None:
         try:
             response = stub.dispatch(self.command, self.path, headers, read_body)
         except Exception:
@@ -1149,12 +1198,14 @@ class _Handler(BaseHTTPRequestHandler):
             message = "the SendGrid stub failed; see SendGridStub.internal_errors"
             response = StubResponse.errors(500, ApiError(message))
         if response.drop:
+            answering()
             self.close_connection = True
             return
         if length and not body:
             self.close_connection = True  # the unread body would be taken for the next request
         if response.delay > 0:
             stub._stopping.wait(response.delay)
+        answering()
         try:
             self.send_response(response.status)
             for name, value in response.headers.items():
@@ -1263,6 +1314,10 @@ class StubProcess:
     def requests(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], self.control("GET", "requests"))
 
+    def peak_in_flight(self) -> int:
+        """The most mail/send requests the stub was answering at once."""
+        return int(self.control("GET", "in_flight")["peak"])
+
     def plan(self, *entries: str) -> None:
         self.control("POST", "plan", list(entries))
 
@@ -1303,6 +1358,9 @@ def main(argv: list[str] | None = None) -> int:
         help="keep each accepted body (--no-record-bodies keeps only counters)",
     )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument(
+        "--jitter", type=float, default=0.0, help="up to this many seconds more, at random"
+    )
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
     args = parser.parse_args(argv)
 
@@ -1312,6 +1370,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         record_bodies=args.record_bodies,
         delay=args.delay,
+        jitter=args.jitter,
         verbose=args.verbose,
     )
     stopping = threading.Event()

@@ -26,6 +26,7 @@ from newsletter.validation_words import plain_message
 CONFIG_FILE = "newsletter.toml"
 WORKSPACE_ENV = "NEWSLETTER_WORKSPACE"
 DEFAULT_SENDGRID_HOST = "https://api.sendgrid.com"
+MIN_CONCURRENCY, MAX_CONCURRENCY = 1, 64
 
 
 class _Section(BaseModel):
@@ -138,6 +139,8 @@ class DeliverySection(_Section):
     backend: str = "auto"
     database: str = "newsletter.db"
     batch_size: int = Field(1000, ge=1, le=1000)
+    # Requests in flight at once (SendGrid only; the outbox and SMTP send one at a time).
+    concurrency: int = 8
     asm_group_id: int | None = None
     categories: list[str] = Field(default_factory=lambda: ["newsletter"])
     max_lateness_hours: float = Field(6.0, gt=0)
@@ -148,6 +151,16 @@ class DeliverySection(_Section):
     sync_suppressions: bool = True
     # Rehearsals against a stand-in server may send example.org placeholder links.
     allow_placeholders: bool = False
+
+    @field_validator("concurrency")
+    @classmethod
+    def _in_flight(cls, value: int) -> int:
+        if not MIN_CONCURRENCY <= value <= MAX_CONCURRENCY:
+            raise ValueError(
+                f"must be {MIN_CONCURRENCY} to {MAX_CONCURRENCY} requests in flight at once, "
+                f"not {value} (1 sends one batch at a time)"
+            )
+        return value
 
 
 class PathsSection(_Section):

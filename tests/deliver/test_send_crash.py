@@ -1,8 +1,10 @@
 """The crash test: `newsletter send` SIGKILLed at random points, then rerun to the end.
 
 Afterwards every active subscriber has the issue exactly once, except those the ledger
-reports as unknown (at most once), and nobody is missing. The stub runs in its own
-process so that its record of deliveries outlives every killed sender.
+reports as unknown (at most once), and nobody is missing. With requests in flight
+(`[delivery] concurrency = 8`) a kill leaves at most 8 batches `sending` (the next run's
+unknowns), never more. The stub runs in its own process so that its record of deliveries
+outlives every killed sender.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from tests._workspace import add_subscribers, ledger_states, numbered, sample_workspace, stub_env
+from tests._workspace import (
+    add_subscribers,
+    database,
+    ledger_states,
+    numbered,
+    sample_workspace,
+    stub_env,
+)
 from tests.sendgrid_stub import StubProcess, bypass_proxy_for_loopback
 
 SUBSCRIBERS = 6000
@@ -43,29 +52,47 @@ def _wait_for_requests(stub: StubProcess, process: subprocess.Popen[bytes], coun
         time.sleep(0.005)
 
 
+def _left_sending(root: Path) -> int:
+    """Batches a killed run left `sending`: the next run records them as unknown."""
+    conn = database(root)
+    try:
+        (count,) = conn.execute("SELECT count(*) FROM batches WHERE state = 'sending'").fetchone()
+        return int(count)
+    finally:
+        conn.close()
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("concurrency", "batch_size"),
+    [(1, 100), (8, 20)],  # smaller batches at 8: enough of them left for every kill
+)
 def test_killed_sends_never_send_anyone_the_issue_twice(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrency: int, batch_size: int
 ) -> None:
     bypass_proxy_for_loopback(monkeypatch)
     rng = random.Random(SEED)
-    extra = ["--no-record-bodies", "--delay", "0.03"]
+    extra = ["--no-record-bodies", "--delay", "0.03", "--jitter", "0.03"]
     with StubProcess(port_file=tmp_path / "stub.port", extra_args=extra) as stub:
-        root = sample_workspace(tmp_path / "ws", "batch_size = 100")
+        delivery = f"batch_size = {batch_size}\nconcurrency = {concurrency}"
+        root = sample_workspace(tmp_path / "ws", delivery)
         stub_env(root, stub.url)
         add_subscribers(root, numbered(SUBSCRIBERS))
         add_subscribers(root, ["gone@example.org"], status="unsubscribed")
         killed = 0
+        left_per_kill: list[int] = []
         for _ in range(KILLED_RUNS):
             if rng.random() < 0.3:  # now and then a lost answer, to make some unknowns
                 stub.plan(*["202"] * rng.randrange(5), "drop_before_response")
             process = _send(root)
-            _wait_for_requests(stub, process, len(stub.requests()) + rng.randrange(4))
+            more = rng.randrange(4 * concurrency)
+            _wait_for_requests(stub, process, len(stub.requests()) + more)
             time.sleep(rng.uniform(0.0, 0.05))  # before, during or after a request
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 killed += 1
             process.wait()
+            left_per_kill.append(_left_sending(root))
         finals = []
         for _ in range(5):  # until a run finds nothing left to do
             process = _send(root)
@@ -75,6 +102,10 @@ def test_killed_sends_never_send_anyone_the_issue_twice(
                 break
         deliveries = stub.deliveries(issue="sample")
     assert killed >= KILLED_RUNS - 2, f"only {killed} runs were killed mid-way (seed {SEED})"
+    print(f"concurrency {concurrency}: batches left sending by each kill: {left_per_kill}")
+    assert max(left_per_kill) <= concurrency, left_per_kill
+    if concurrency > 1:
+        assert max(left_per_kill) > 1, f"no kill caught several requests in flight (seed {SEED})"
     states = ledger_states(root, "sample")
     everyone = numbered(SUBSCRIBERS)
     assert sorted(states) == sorted(everyone), "every active subscriber is in the ledger"

@@ -167,8 +167,11 @@ def test_events_announce_a_rebuild_after_an_edit(server: PreviewServer, workspac
     assert lines[0] == b"\n" and lines[1] == b"event: build\n", lines
     assert lines[2].startswith(b"data: ") and lines[2] != f"data: {first}\n".encode()
     assert "Edited: Albania raid" in _get(server.url)[1]
-    built = (workspace / "build" / "sample" / "email.html").read_text(encoding="utf-8")
-    assert "<title>Edited: Albania raid" in built, "the preview writes the build too"
+    email = workspace / "build" / "sample" / "email.html"
+    _wait_for(
+        lambda: "<title>Edited: Albania raid" in email.read_text(encoding="utf-8"),
+        "the preview writes the build too",
+    )
 
 
 def test_a_bad_issue_file_shows_on_the_page_and_the_server_recovers(

@@ -321,7 +321,8 @@ def test_a_due_issue_reaches_every_subscriber_once_through_sendgrid(
 def test_a_send_stopped_part_way_is_resumed_by_the_next_run(
     stub_root: Path, sendgrid_stub: SendGridStub
 ) -> None:
-    sendgrid_stub.plan("202", "401")  # one batch goes out, then the key is refused
+    # One batch goes out, then the key is refused (for both batches then in flight at once).
+    sendgrid_stub.plan("202", "401", "401")
     first = run_due(load_settings(stub_root), DUE)
     assert first.exit_code is ExitCode.PARTLY_FAILED
     assert first.issues[0].outcome is Outcome.PARTLY

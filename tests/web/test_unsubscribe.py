@@ -206,7 +206,8 @@ def test_unsubscribes_taken_while_a_send_runs_lose_nobody_and_are_honoured(
     everyone = numbered(300)
     leaving = everyone[-30:]  # the last 3 of 30 batches: claimed some 8 s after the first
     with StubProcess(port_file=tmp_path / "stub.port", extra_args=["--delay", "0.3"]) as stub:
-        root = sample_workspace(tmp_path / "ws", "batch_size = 10")
+        # One request at a time: the timing above assumes the batches go out in turn.
+        root = sample_workspace(tmp_path / "ws", "batch_size = 10\nconcurrency = 1")
         stub_env(root, stub.url)
         add_subscribers(root, everyone)
         links = UnsubscribeLinks("https://example.org/unsubscribe", "balkan-brief", SECRET)

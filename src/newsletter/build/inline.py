@@ -6,8 +6,14 @@ Only the <style> block that starts with INLINE_MARKER is inlined; MJML's own blo
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 INLINE_MARKER = "/* newsletter:inline */"
 _STYLE_OPEN = re.compile(r"<style(?P<attrs>[^>]*)>(?P<body>.*?)</style>", re.DOTALL)
@@ -16,7 +22,10 @@ _DOCTYPE = re.compile(r"^\s*<!doctype[^>]*>", re.IGNORECASE)
 
 
 def inline_css(html: str) -> str:
-    from premailer import Premailer  # heavy import (cssutils): only when building
+    # premailer imports requests (and urllib3, charset_normalizer...) to fetch external
+    # styles; with allow_network=False it never does, so the import is skipped.
+    with _unused_import("requests"):
+        from premailer import Premailer  # heavy import (cssutils): only when building
 
     doctype = _DOCTYPE.match(html)
     marked = _STYLE_OPEN.sub(_mark_style, html)
@@ -51,6 +60,28 @@ def inline_css(html: str) -> str:
     if doctype and not _DOCTYPE.match(result):
         result = doctype.group(0).strip() + "\n" + result
     return result
+
+
+class _ImportedOnFirstUse(types.ModuleType):
+    """Stands in for a module in the one import that binds it and may never use it."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), attribute)
+
+
+@contextmanager
+def _unused_import(name: str) -> Iterator[None]:
+    """Lets the code imported in this block bind `name` without importing it: the real
+    module is imported on first use. Later imports of `name` get the real module."""
+    if name in sys.modules:
+        yield
+        return
+    standin = sys.modules[name] = _ImportedOnFirstUse(name)
+    try:
+        yield
+    finally:
+        if sys.modules.get(name) is standin:
+            del sys.modules[name]
 
 
 def _mark_style(match: re.Match[str]) -> str:

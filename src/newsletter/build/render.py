@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import re
 import textwrap
 import time
@@ -81,6 +83,7 @@ def template_environment(settings: Settings, slug: str) -> jinja2.Environment:
     loaders.append(jinja2.PackageLoader("newsletter", "templates"))
     environment = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
+        bytecode_cache=_bytecode_cache(),
         autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2",), default=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -90,6 +93,26 @@ def template_environment(settings: Settings, slug: str) -> jinja2.Environment:
     )
     environment.filters.update(_filters(settings, slug))
     return environment
+
+
+class _TemplateCache(jinja2.FileSystemBytecodeCache):
+    """Compiled templates kept between runs; Jinja2 checks each against the SHA-1 of its
+    source (and the Python version), so an edited template is compiled again."""
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        # A full disk or a read-only home costs the compile, nothing else.
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    directory = Path(home) / "newsletter" / "templates"
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return _TemplateCache(str(directory))
 
 
 def _inert_content(value: Any) -> Any:

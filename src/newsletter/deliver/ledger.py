@@ -25,7 +25,7 @@ from its batch, so recording a request's outcome is one row write whatever the b
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from newsletter.db import deferred_sync, transaction, utc_now
@@ -164,44 +164,59 @@ class Ledger(LedgerView):
         Pending rows whose subscriber is no longer active (or was removed) become `skipped`
         on the way. None when nothing is pending.
         """
-        if size < 1:
-            raise ValueError(f"batch size must be at least 1, not {size}")
+        batches = self.claim_batches(issue, [size], backend)
+        return batches[0] if batches else None
+
+    def claim_batches(
+        self, issue: str, sizes: Sequence[int], backend: str | None = None
+    ) -> list[Batch]:
+        """`claim_batch` for several batches in one transaction (one wait for the disk),
+        each of the given size, in order; fewer (or none) when the pending rows run out."""
+        if any(size < 1 for size in sizes):
+            raise ValueError(f"batch size must be at least 1, not {min(sizes)}")
         issue_id = self._issue_id(issue)
         if issue_id is None:
-            return None
+            return []
+        claimed: list[tuple[int, int, list[_PendingRow]]] = []
         with transaction(self.conn):
-            rows = self._take_active_pending(issue_id, size)
-            if not rows:
-                return None
-            attempt = max(row[1] for row in rows) + 1
-            batch_id = self.conn.execute(
-                "INSERT INTO batches (issue_id, state, attempt, size, created, backend) "
-                "VALUES (?, 'sending', ?, ?, ?, ?)",
-                (issue_id, attempt, len(rows), utc_now(), backend),
-            ).lastrowid
-            assert batch_id is not None
-            # One range update through the index instead of a statement per row: the rows
-            # taken are exactly the pending ones up to the last subscriber id taken.
-            updated = self.conn.execute(
-                "UPDATE ledger SET state = 'batched', batch_id = ?, attempts = attempts + 1 "
-                "WHERE issue_id = ? AND state = 'pending' AND subscriber_id <= ?",
-                (batch_id, issue_id, rows[-1][0]),
-            ).rowcount
-            if updated != len(rows):
-                raise RuntimeError(
-                    f"ledger of {issue!r} changed while claiming ({updated} != {len(rows)})"
-                )
-        recipients = [
-            Recipient(
-                subscriber_id=subscriber_id,
-                email=email,
-                name=name,
-                first_name=first_name,
-                fields=json.loads(fields) if fields != "{}" else {},
-            )
-            for subscriber_id, _, email, name, first_name, fields in rows
+            for size in sizes:
+                rows = self._take_active_pending(issue_id, size)
+                if not rows:
+                    break
+                attempt = max(row[1] for row in rows) + 1
+                batch_id = self._insert_batch(issue, issue_id, rows, attempt, backend)
+                claimed.append((batch_id, attempt, rows))
+        return [
+            Batch(id=batch_id, issue=issue, recipients=_recipients(rows), attempt=attempt)
+            for batch_id, attempt, rows in claimed
         ]
-        return Batch(id=batch_id, issue=issue, recipients=recipients, attempt=attempt)
+
+    def _insert_batch(
+        self,
+        issue: str,
+        issue_id: int,
+        rows: list[_PendingRow],
+        attempt: int,
+        backend: str | None,
+    ) -> int:
+        batch_id = self.conn.execute(
+            "INSERT INTO batches (issue_id, state, attempt, size, created, backend) "
+            "VALUES (?, 'sending', ?, ?, ?, ?)",
+            (issue_id, attempt, len(rows), utc_now(), backend),
+        ).lastrowid
+        assert batch_id is not None
+        # One range update through the index instead of a statement per row: the rows
+        # taken are exactly the pending ones up to the last subscriber id taken.
+        updated = self.conn.execute(
+            "UPDATE ledger SET state = 'batched', batch_id = ?, attempts = attempts + 1 "
+            "WHERE issue_id = ? AND state = 'pending' AND subscriber_id <= ?",
+            (batch_id, issue_id, rows[-1][0]),
+        ).rowcount
+        if updated != len(rows):
+            raise RuntimeError(
+                f"ledger of {issue!r} changed while claiming ({updated} != {len(rows)})"
+            )
+        return batch_id
 
     def _take_active_pending(self, issue_id: int, size: int) -> list[_PendingRow]:
         while True:
@@ -362,6 +377,19 @@ class Ledger(LedgerView):
                     (issue_id, after_batch_id, through_batch_id),
                 ).rowcount
             )
+
+
+def _recipients(rows: list[_PendingRow]) -> list[Recipient]:
+    return [
+        Recipient(
+            subscriber_id=subscriber_id,
+            email=email,
+            name=name,
+            first_name=first_name,
+            fields=json.loads(fields) if fields != "{}" else {},
+        )
+        for subscriber_id, _, email, name, first_name, fields in rows
+    ]
 
 
 def _truncate(text: str | None) -> str | None:

@@ -8,7 +8,8 @@
 
 The ledger protocol: a batch is claimed (`sending`) before its request goes out and
 marked after the answer; a request that provably did not go out is released, one whose
-answer was lost is `unknown` and is not sent again unless the editor asks.
+answer was lost is `unknown` and is not sent again unless the editor asks. Up to
+`[delivery] concurrency` batches are in flight at once (send_loop.py, in_flight.py).
 """
 
 from __future__ import annotations
@@ -16,22 +17,22 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, cast
 
 from newsletter.db import rolled_back
 from newsletter.deliver.backends import (
     Backend,
     BatchResult,
-    Outcome,
+    ConcurrentBackend,
     capabilities,
     create_backend,
     names,
     resolve_name,
 )
+from newsletter.deliver.in_flight import in_flight
 from newsletter.deliver.lock import SEND_LOCK_FILE, take_lock
 from newsletter.deliver.message import Message, message_for
 from newsletter.deliver.options import SendOptions
@@ -41,53 +42,33 @@ from newsletter.deliver.preflight import (
     refuse_placeholders,
     unsubscribe_links,
 )
-from newsletter.errors import (
-    DeliveryError,
-    NewsletterError,
-    UserError,
+from newsletter.deliver.send_loop import (
+    KEPT_ADDRESSES,
+    MAX_UNKNOWN_IN_A_ROW,
+    Progress,
+    ProgressCallback,
+    SendLoop,
+    Summary,
 )
+from newsletter.errors import UserError
+
+# The loop's names are the sender's public names too.
+__all__ = [
+    "KEPT_ADDRESSES",
+    "MAX_UNKNOWN_IN_A_ROW",
+    "Progress",
+    "ProgressCallback",
+    "Sender",
+    "Summary",
+]
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
     from newsletter.config import Settings
     from newsletter.deliver.dry_run import DryRun
-    from newsletter.deliver.ledger import Ledger, Recipient
+    from newsletter.deliver.ledger import Batch, Ledger
     from newsletter.deliver.suppressions import SyncReport
-
-# A connection that keeps losing answers is not worth feeding more batches into.
-MAX_UNKNOWN_IN_A_ROW = 3
-KEPT_ADDRESSES = 1000
-
-
-@dataclass(frozen=True)
-class Progress:
-    done: int
-    total: int
-    note: str | None = None
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-@dataclass
-class Summary:
-    sent: int = 0
-    skipped: int = 0
-    failed: int = 0
-    unknown: int = 0
-    requests: int = 0
-    unit: str = "request"
-    seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-    unknown_addresses: list[str] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)  # (address, error)
-    stopped: NewsletterError | None = None  # why the run ended early, if it did
-    warnings: list[str] = field(default_factory=list)  # the build's, shown before sending
-
-    @property
-    def ok(self) -> bool:
-        return self.stopped is None and not self.failed and not self.unknown
 
 
 class Sender:
@@ -274,131 +255,53 @@ class Sender:
     def send(self, progress: ProgressCallback | None = None) -> Summary:
         from newsletter.deliver.ledger import PENDING, SKIPPED, Ledger
 
-        report = progress or (lambda _progress: None)
         message = self.message
         backend = self.backend
         ledger = Ledger(self.conn)
-        summary = Summary(unit=backend.unit, warnings=list(self.warnings))
-        database = 0.0
         started = self._clock()
-
-        @contextmanager
-        def timed() -> Iterator[None]:
-            nonlocal database
-            mark = time.perf_counter()
-            try:
-                yield
-            finally:
-                database += time.perf_counter() - mark
-
-        with timed():
+        loop = SendLoop(
+            ledger,
+            backend,
+            self.slug,
+            backend_name=self.backend_name,
+            report=progress or (lambda _progress: None),
+            note=self._notes.append,
+            take_note=self._take_note,
+            total=0,
+        )
+        with loop.timed():
             ledger.recover(self.slug)
             ledger.forget_rehearsals(self.slug, self.rehearsals())
             self._refuse_if_finished(ledger)
             self.requeue(ledger)
             counts = ledger.counts(self.slug)
-        total, skipped_before = counts[PENDING], counts[SKIPPED]
+        loop.total, skipped_before = counts[PENDING], counts[SKIPPED]
         requests_before = backend.requests
-        sizes: list[int] = []  # batch sizes to claim next, after a split
-        in_a_row = 0
-        done = 0
-        report(Progress(0, total))
-        while True:
-            size = sizes.pop(0) if sizes else backend.max_batch_size
-            with timed():
-                batch = ledger.claim_batch(self.slug, size, self.backend_name)
-            if batch is None:
-                break
-            recipients = batch.recipients
-            try:
-                result = backend.send_batch(message, recipients)
-            except NewsletterError as error:  # nothing of the batch went out
-                with timed():
-                    ledger.release(batch.id)
-                summary.stopped = error
-                break
-            except Exception as exc:  # a fault the backend could not place: it may have gone
-                with timed():
-                    ledger.mark_unknown(batch.id, f"{type(exc).__name__}: {exc}")
-                summary.unknown += len(recipients)
-                _keep(summary.unknown_addresses, (r.email for r in recipients))
-                summary.stopped = DeliveryError(
-                    f"the {backend.name} backend failed ({type(exc).__name__}); the batch "
-                    "in flight may have been delivered and is recorded as unknown",
-                    fix=f"see `newsletter status {self.slug}`, fix the cause, then run the "
-                    "same command again",
-                )
-                break
-            except KeyboardInterrupt:
-                with timed():
-                    ledger.mark_unknown(batch.id, "interrupted while sending")
-                summary.unknown += len(recipients)
-                _keep(summary.unknown_addresses, (r.email for r in recipients))
-                summary.stopped = DeliveryError(
-                    "interrupted",
-                    fix=f"run `newsletter send {self.slug}` again to send the rest",
-                )
-                break
-            with timed():
-                split = self._record(ledger, batch.id, recipients, result, summary)
-            if result.outcome == Outcome.PARTIAL:
-                done += result.delivered
-                summary.stopped = DeliveryError(result.error or "stopped part-way")
-                break
-            if split:
-                sizes[:0] = split
-                continue
-            done += len(recipients)
-            in_a_row = in_a_row + 1 if result.outcome == Outcome.UNKNOWN else 0
-            report(Progress(done, total, self._take_note()))
-            if in_a_row >= MAX_UNKNOWN_IN_A_ROW:
-                summary.stopped = DeliveryError(
-                    f"{in_a_row} requests in a row lost their answer; stopped to avoid "
-                    "leaving more recipients unknown",
-                    fix="check the network, then run the same command again",
-                )
-                break
-        with timed():
+
+        def prepare(batch: Batch) -> Callable[[], BatchResult]:
+            if self.concurrency > 1:  # the body now, in this thread; the request in a worker
+                concurrent = cast(ConcurrentBackend, backend)
+                body = concurrent.prepare(message, batch.recipients)
+                return lambda: concurrent.send_prepared(body)
+            return lambda: backend.send_batch(message, batch.recipients)
+
+        summary = loop.run(in_flight(prepare, self.concurrency), self.concurrency)
+        summary.warnings = list(self.warnings)
+        with loop.timed():
             summary.skipped = ledger.counts(self.slug)[SKIPPED] - skipped_before
         if summary.stopped is None:
-            report(Progress(total, total))
+            loop.report(Progress(loop.total, loop.total))
         summary.requests = backend.requests - requests_before
         summary.seconds = self._clock() - started
-        summary.timings = {"database": database, **backend.timings}
+        summary.timings = {"database": loop.database, **backend.timings}
         return summary
 
-    def _record(
-        self,
-        ledger: Ledger,
-        batch_id: int,
-        recipients: Sequence[Recipient],
-        result: BatchResult,
-        summary: Summary,
-    ) -> list[int]:
-        """Write the outcome; return the sizes to claim next when the batch must be split."""
-        count = len(recipients)
-        if result.outcome == Outcome.SENT:
-            ledger.mark_sent(batch_id, result.message_id)
-            summary.sent += count
-        elif result.outcome == Outcome.UNKNOWN:
-            ledger.mark_unknown(batch_id, result.error or "answer lost")
-            summary.unknown += count
-            _keep(summary.unknown_addresses, (r.email for r in recipients))
-        elif result.outcome == Outcome.PARTIAL and 0 < result.delivered < count:
-            ledger.release_from(batch_id, recipients[result.delivered].subscriber_id)
-            ledger.mark_sent(batch_id, result.message_id)
-            summary.sent += result.delivered
-        elif result.outcome == Outcome.TOO_LARGE and count > 1:
-            ledger.release(batch_id)
-            self._notes.append(f"request too large; splitting {count:,} recipients in two")
-            return [count // 2, count - count // 2]
-        else:
-            error = result.error or "refused"
-            ledger.mark_failed(batch_id, error)
-            summary.failed += count
-            if len(summary.failures) < KEPT_ADDRESSES:
-                summary.failures.extend((r.email, error) for r in recipients)
-        return []
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight at once: the setting, for a backend that can take several."""
+        if not capabilities(self.backend_name).concurrent:
+            return 1
+        return self.settings.file.delivery.concurrency
 
     def dry_run(self) -> DryRun:
         """Everything but the network: every request built and checked; nothing written."""
@@ -412,10 +315,3 @@ class Sender:
         note = self._notes[-1]
         self._notes.clear()
         return note
-
-
-def _keep(kept: list[str], addresses: Iterator[str]) -> None:
-    for address in addresses:
-        if len(kept) >= KEPT_ADDRESSES:
-            return
-        kept.append(address)

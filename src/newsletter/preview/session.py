@@ -43,6 +43,7 @@ class PreviewSession:
         self.page = ""
         self.closed = False
         self._reload_settings = False
+        self._held: threading.Timer | None = None  # a failed build waiting to be shown
 
     @property
     def build_id(self) -> str:
@@ -59,17 +60,45 @@ class PreviewSession:
             )
         self.rebuild()
 
-    def rebuild(self, reload_settings: bool = False) -> None:
+    def rebuild(self, reload_settings: bool = False, hold_errors: float = 0.0) -> None:
+        """Build and show the result; write build/SLUG/ after the page is updated.
+
+        A failed build is shown only after `hold_errors` seconds without a newer rebuild:
+        an editor that saves in two steps leaves a half-written file for an instant, and
+        the next save's build replaces the error before anyone sees it.
+        """
         with self._building:
+            self._cancel_held()
             started = time.perf_counter()
             build, error = self._try_build(reload_settings)
             seconds = time.perf_counter() - started
-            with self._changed:
-                self._generation += 1
-                self.error = error
-                self.build = build or self.build
-                self.page = self._render_page(seconds)
-                self._changed.notify_all()
+            if error is not None and hold_errors > 0:
+                self._held = threading.Timer(hold_errors, self._show_held, (error, seconds))
+                self._held.daemon = True
+                self._held.start()
+                return
+            self._show(build, error, seconds)
+            if build is not None and (failed := self._write(build)) is not None:
+                self._show(None, failed, seconds)
+
+    def _cancel_held(self) -> None:
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
+
+    def _show_held(self, error: str, seconds: float) -> None:
+        with self._building:
+            if self._held is threading.current_thread():  # no newer rebuild in the meantime
+                self._held = None
+                self._show(None, error, seconds)
+
+    def _show(self, build: Build | None, error: str | None, seconds: float) -> None:
+        with self._changed:
+            self._generation += 1
+            self.error = error
+            self.build = build or self.build
+            self.page = self._render_page(seconds)
+            self._changed.notify_all()
             number = self._generation
         if error:
             self._warn(f"build #{number} failed (shown on the page): {error}")
@@ -87,14 +116,23 @@ class PreviewSession:
             if self._reload_settings:  # retried on every build until newsletter.toml loads
                 self.settings = load_settings(self.settings.workspace)
                 self._reload_settings = False
-            build = make_build(self.settings, self.slug)
-            write_build(self.settings, build)  # writes preview.html too
+            return make_build(self.settings, self.slug), None
         except NewsletterError as error:
             return None, error.line()
         except Exception as error:  # a bug, not bad input: report it and keep serving
             self._warn(traceback.format_exc())
             return None, f"unexpected {type(error).__name__}: {error}"
-        return build, None
+
+    def _write(self, build: Build) -> str | None:
+        """build/SLUG/ (preview.html too), after the page shows the build: an error or None."""
+        try:
+            write_build(self.settings, build)
+        except NewsletterError as error:
+            return error.line()
+        except Exception as error:
+            self._warn(traceback.format_exc())
+            return f"unexpected {type(error).__name__}: {error}"
+        return None
 
     def _render_page(self, seconds: float) -> str:
         """The live page; a page that fails to render still shows why, and the server goes on."""
@@ -138,6 +176,8 @@ class PreviewSession:
             return {"build": self.build_id, "ok": self.error is None, "error": self.error}
 
     def close(self) -> None:
+        with self._building:
+            self._cancel_held()
         with self._changed:
             self.closed = True
             self._changed.notify_all()

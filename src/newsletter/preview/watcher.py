@@ -19,8 +19,18 @@ class _Either:
         return any(event.is_set() for event in self.events)
 
 
+# Changes closer together than this are one save (an editor writes, renames, touches).
+QUIET_MS = 10
+# A failed build waits this long for a newer save before its error is shown.
+ERROR_GRACE_SECONDS = 0.3
+
+
 class SourceWatcher:
-    """Rebuilds on changes to the issue folder, the workspace templates or newsletter.toml."""
+    """Rebuilds on changes to the issue folder, the workspace templates or newsletter.toml.
+
+    A burst of saves is one rebuild: changes are taken together until `QUIET_MS` pass
+    without one, and changes made during a rebuild are all taken by the next one.
+    """
 
     def __init__(self, session: PreviewSession, poll_seconds: float = 0.5):
         self.session = session
@@ -56,6 +66,7 @@ class SourceWatcher:
             changes_seen = watch(
                 *folders,
                 stop_event=_Either(self._stopped, restart),
+                step=QUIET_MS,
                 rust_timeout=self.poll_ms,
                 yield_on_timeout=True,
                 raise_interrupt=False,
@@ -67,7 +78,9 @@ class SourceWatcher:
                     if self.watched() != folders:
                         restart.set()
                     if changes or config_changed or restart.is_set():
-                        self.session.rebuild(reload_settings=config_changed)
+                        self.session.rebuild(
+                            reload_settings=config_changed, hold_errors=ERROR_GRACE_SECONDS
+                        )
             except (OSError, RuntimeError):  # a watched folder vanished mid-watch: start over
                 self._stopped.wait(self.poll_ms / 1000)
 

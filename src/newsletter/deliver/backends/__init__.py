@@ -24,7 +24,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from newsletter.errors import ConfigError
 
@@ -74,6 +74,21 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class ConcurrentBackend(Backend, Protocol):
+    """A backend whose requests may be in flight several at once (`Capabilities.concurrent`).
+
+    `prepare` builds a batch's request (CPU) in the thread that claims batches;
+    `send_prepared` sends it (network) from a worker thread; `halt` makes every worker
+    start no new attempt, e.g. after the key was refused.
+    """
+
+    def prepare(self, message: Message, recipients: Sequence[RecipientLike]) -> Any: ...
+
+    def send_prepared(self, prepared: Any) -> BatchResult: ...
+
+    def halt(self) -> None: ...
+
+
 BackendFactory = Callable[["Settings", Notify], Backend]
 
 
@@ -88,6 +103,9 @@ class Capabilities:
     rehearsal: bool = False
     # The service keeps suppression lists (bounces, spam reports) to sync before sending.
     suppression_lists: bool = False
+    # Requests may be in flight several at once (`[delivery] concurrency`): the backend is
+    # a `ConcurrentBackend`.
+    concurrent: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,7 +118,7 @@ class _Registered:
 _REGISTRY: dict[str, _Registered] = {
     "sendgrid": _Registered(
         "newsletter.deliver.backends.sendgrid.mail:create",
-        Capabilities(holds_until_send_at=True, suppression_lists=True),
+        Capabilities(holds_until_send_at=True, suppression_lists=True, concurrent=True),
     ),
     "smtp": _Registered("newsletter.deliver.backends.smtp:create", Capabilities()),
     "outbox": _Registered(

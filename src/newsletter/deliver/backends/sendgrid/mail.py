@@ -2,10 +2,12 @@
 
 Faults are sorted by one question: could the request have been delivered?
 - 429, 5xx, and connection errors raised while connecting or sending (urllib's URLError):
-  not delivered; retried with backoff (429 waits as X-RateLimit-Reset says).
+  not delivered; retried with backoff (429 waits as X-RateLimit-Reset says, and holds
+  every other request in flight until then: one `SharedRateLimit` for the backend).
 - 400/415 and other 4xx: refused; the batch fails with SendGrid's own error text.
 - 413: refused for its size; the caller splits the batch.
-- 401/403: the key is refused; stop at once (AuthError), never retried.
+- 401/403: the key is refused; stop at once (AuthError), never retried, and `halt` every
+  other batch in flight: none of them starts a new attempt.
 - a timeout or a dropped connection while waiting for the answer: may have been delivered;
   the batch is `unknown` and is not retried.
 """
@@ -16,6 +18,7 @@ import http.client
 import random
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 from collections.abc import Callable, Sequence
@@ -39,7 +42,8 @@ from newsletter.deliver.backends.sendgrid.client import (
     refused,
 )
 from newsletter.deliver.backends.sendgrid.limits import REQUEST_BYTES_BUDGET
-from newsletter.deliver.backends.sendgrid.request import SendGridRequest
+from newsletter.deliver.backends.sendgrid.pacing import SharedRateLimit
+from newsletter.deliver.backends.sendgrid.request import EncodedRequest, SendGridRequest
 from newsletter.deliver.message import Message, RecipientLike
 from newsletter.errors import AuthError, ConfigError, DeliveryError
 
@@ -57,13 +61,16 @@ JSON_UTF8 = "application/json; charset=utf-8"
 class _Retryable(Exception):
     """The request was provably not delivered; trying again is safe."""
 
-    def __init__(self, reason: str, wait: float | None = None) -> None:
+    def __init__(self, reason: str, wait: float | None = None, until: float = 0.0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.wait = wait  # what the service asked for (429); else the backoff decides
+        self.until = until  # the shared hold this wait covers (429)
 
 
 class SendGridBackend:
+    """Safe to call from several threads at once: one client, one rate limit, one halt."""
+
     name = "sendgrid"
     unit = "request"
 
@@ -78,7 +85,7 @@ class SendGridBackend:
         backoff_initial: float = 1.0,
         backoff_max: float = 30.0,
         max_rate_limit_wait: float = MAX_RATE_LIMIT_WAIT,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.time,
         notify: Notify | None = None,
     ) -> None:
@@ -88,10 +95,13 @@ class SendGridBackend:
         self._client = api_client(api_key, self.host, timeout)
         self._max_attempts = max_attempts
         self._backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
-        self._max_rate_limit_wait = max_rate_limit_wait
-        self._sleep = sleep
+        self._halted = threading.Event()
+        # Waits end early on `halt`: a stopped send does not sit out a backoff.
+        self._sleep = sleep or self._sleep_unless_halted
         self._clock = clock
         self._notify = notify or (lambda _message: None)
+        self._rate_limit = SharedRateLimit(clock, max_rate_limit_wait)
+        self._lock = threading.Lock()  # the counters and the request builders
         self._requests: dict[int, SendGridRequest] = {}
         self.timings: dict[str, float] = {"build": 0.0, "http": 0.0}
         self.requests = 0
@@ -102,12 +112,33 @@ class SendGridBackend:
         return f"sendgrid ({self.host})"
 
     def close(self) -> None:
-        self._requests.clear()
+        self.halt()
+        with self._lock:
+            self._requests.clear()
+
+    def halt(self) -> None:
+        """No new attempt starts after this, in any thread; waits in progress end now."""
+        self._halted.set()
+
+    def _sleep_unless_halted(self, seconds: float) -> None:
+        self._halted.wait(seconds)
 
     def send_batch(self, message: Message, recipients: Sequence[RecipientLike]) -> BatchResult:
+        return self.send_prepared(self.prepare(message, recipients))
+
+    def prepare(self, message: Message, recipients: Sequence[RecipientLike]) -> EncodedRequest:
+        """The request body of one batch: the CPU-bound half of `send_batch`.
+
+        The sender runs it in the thread that claims batches, so the threads waiting on
+        SendGrid hold the interpreter lock only briefly and never delay the ledger.
+        """
         started = time.perf_counter()
         encoded = self._builder(message).encode(recipients)
-        self.timings["build"] += time.perf_counter() - started
+        self._count("build", time.perf_counter() - started)
+        return encoded
+
+    def send_prepared(self, encoded: EncodedRequest) -> BatchResult:
+        """The network half of `send_batch`: post the body, with retries."""
         if encoded.size > REQUEST_BYTES_BUDGET:
             return BatchResult(
                 Outcome.TOO_LARGE,
@@ -115,11 +146,17 @@ class SendGridBackend:
                 requests=0,
             )
         attempts = 0
+        waited_until = 0.0  # the rate-limit hold this batch already slept through
 
         def attempt() -> BatchResult:
-            nonlocal attempts
+            nonlocal attempts, waited_until
+            self._pace(waited_until)
             attempts += 1
-            return self._post(encoded.payload)
+            try:
+                return self._post(encoded.payload)
+            except _Retryable as exc:
+                waited_until = max(waited_until, exc.until)
+                raise
 
         retrying = Retrying(
             retry=retry_if_exception_type(_Retryable),
@@ -142,16 +179,34 @@ class SendGridBackend:
     # -- one request
 
     def _builder(self, message: Message) -> SendGridRequest:
-        builder = self._requests.get(id(message))
-        if builder is None or builder.message is not message:
-            builder = self._requests[id(message)] = SendGridRequest(message)
-        return builder
+        with self._lock:
+            builder = self._requests.get(id(message))
+            if builder is None or builder.message is not message:
+                builder = self._requests[id(message)] = SendGridRequest(message)
+            return builder
+
+    def _count(self, part: str, seconds: float, requests: int = 0) -> None:
+        with self._lock:
+            self.timings[part] += seconds
+            self.requests += requests
+
+    def _pace(self, waited_until: float) -> None:
+        """Wait out a rate-limit hold another request was told of; refuse after `halt`."""
+        pause = self._rate_limit.pause(waited_until)
+        if pause > 0 and not self._halted.is_set():
+            self._notify(f"rate limited; every request waits {pause:.1f} s")
+            self._sleep(pause + random.uniform(0, RATE_LIMIT_JITTER))
+        if self._halted.is_set():
+            raise DeliveryError(
+                "the send stopped before this batch's request went out",
+                fix="nothing of this batch was sent; run the same command again",
+            )
 
     def _post(self, payload: str) -> BatchResult:
         from python_http_client import exceptions
 
         started = time.perf_counter()
-        self.requests += 1
+        self._count("http", 0.0, requests=1)
         try:
             response = self._client.client.mail.send.post(
                 request_body=payload, request_headers={"Content-Type": JSON_UTF8}
@@ -171,13 +226,16 @@ class SendGridBackend:
             # Raised while waiting for the answer: the body was sent and may have been taken.
             return BatchResult(Outcome.UNKNOWN, error=self._lost(exc))
         finally:
-            self.timings["http"] += time.perf_counter() - started
+            self._count("http", time.perf_counter() - started)
+        self._rate_limit.hold(response.headers, refused=False)
         message_id = response.headers.get("X-Message-Id") if response.headers else None
         return BatchResult(Outcome.SENT, message_id=message_id)
 
     def _refused(self, status: int, body: bytes | None, headers: Any) -> BatchResult:
         text = masked(error_text(body), self._key) or "no details given"
         said = f"SendGrid answered {status}: {text}"
+        if status in (401, 403, 404, 405):  # every other request would be refused too
+            self.halt()
         if status == 401 and "credits" in text.lower():
             raise refused(status, text, "send mail", "Mail Send")
         if status in (401, 403):
@@ -193,7 +251,9 @@ class SendGridBackend:
                 fix="set it to https://api.sendgrid.com (or remove it)",
             )
         if status == 429:
-            raise _Retryable(said, self._rate_limit_wait(headers))
+            until = self._rate_limit.hold(headers, refused=True)
+            wait = max(until - self._clock(), 0.0) + random.uniform(0, RATE_LIMIT_JITTER)
+            raise _Retryable(said, wait, until)
         if status >= 500:
             raise _Retryable(said)
         if status == 413:
@@ -216,14 +276,6 @@ class SendGridBackend:
         return f"{kind} after the request was sent ({detail}): it may have been delivered"
 
     # -- waiting
-
-    def _rate_limit_wait(self, headers: Any) -> float:
-        reset = headers.get("X-RateLimit-Reset") if headers is not None else None
-        try:
-            wait = float(str(reset)) - self._clock()
-        except (TypeError, ValueError):
-            wait = 1.0
-        return min(max(wait, 0.0), self._max_rate_limit_wait) + random.uniform(0, RATE_LIMIT_JITTER)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
