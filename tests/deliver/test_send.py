@@ -658,3 +658,18 @@ def test_a_test_send_says_when_it_retries_instead_of_waiting_in_silence(
     assert outcome.exit_code == 0, outcome.stderr
     assert re.search(r"^warning: .*503.*; retrying in \d+\.\d s$", outcome.stderr, re.M)
     assert len(stub.accepted) == 1
+
+
+def test_the_summary_shows_a_non_ascii_sender_as_written(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    config = root / "newsletter.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace('[sender]\nname = "The Balkan Brief"', '[sender]\nname = "Zoë’s Brief"'),
+        encoding="utf-8",
+    )
+    add_subscribers(root, numbered(1))
+    outcome = send(root, "--backend", "outbox", "--yes")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert "from        Zoë’s Brief <newsletter@example.org>" in outcome.stdout
+    assert "=?utf-8?" not in outcome.stdout

@@ -3,7 +3,8 @@
 A link made of one carries what it needs (an address, an issue) without showing it: a
 link scanner, a log or a referrer sees only random-looking text, and nobody without the
 secret can make or alter one. AES-256-GCM checks the tag in constant time. The nonce is
-derived from the content (as SIV does), so the same fields always give the same token.
+derived from the content (as SIV does), so the same fields always give the same token,
+written in hex.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -20,16 +22,20 @@ VERSION = b"\x02"
 NONCE_BYTES = 12
 SEPARATOR = "\x00"
 MAX_TOKEN_CHARS = 2048
+_HEX = re.compile(r"(?:[0-9a-f]{2})+")
 
 
 def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes | None:
+def _decoded(text: str) -> bytes | None:
+    """Hex (what `seal` writes) or base64url (tokens of earlier versions)."""
     if not text or len(text) > MAX_TOKEN_CHARS or not text.isascii():
         return None
     try:
+        if _HEX.fullmatch(text):
+            return bytes.fromhex(text)
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         return None
@@ -50,11 +56,13 @@ class SealedTokens:
         plain = SEPARATOR.join(fields).encode("utf-8")
         nonce = hmac.new(self._nonce_key, self._purpose + b"\x00" + plain, hashlib.sha256)
         iv = nonce.digest()[:NONCE_BYTES]
-        return b64(VERSION + iv + self._aead.encrypt(iv, plain, self._purpose))
+        # Hex, not base64: random base64 text now and then spells an obfuscated word that
+        # spam filters score (SpamAssassin's FUZZY_BITCOIN); hex has no such letters.
+        return (VERSION + iv + self._aead.encrypt(iv, plain, self._purpose)).hex()
 
     def open(self, token: str, fields: int) -> tuple[str, ...] | None:
         """The `fields` fields sealed in `token`, or None for anything else (never raises)."""
-        raw = _unb64(token)
+        raw = _decoded(token)
         if raw is None or len(raw) < 1 + NONCE_BYTES + 16 or raw[:1] != VERSION:
             return None
         iv, sealed = raw[1 : 1 + NONCE_BYTES], raw[1 + NONCE_BYTES :]

@@ -158,6 +158,10 @@ class Address:
         ascii_domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
         return formataddr((self.name or "", f"{local}@{ascii_domain}"), charset="utf-8")
 
+    def readable(self) -> str:
+        """As a person reads it: `Name <address>` (not RFC 2047-encoded, for screens)."""
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
     def as_sendgrid(self) -> dict[str, str]:
         return {"email": self.email, "name": self.name} if self.name else {"email": self.email}
 

@@ -199,7 +199,7 @@ class Sender:
         return Preflight(
             slug=self.slug,
             subject=message.subject,
-            sender=message.sender.formatted(),
+            sender=message.sender.readable(),
             backend=backend.describe(),
             recipients=counts["pending"],
             active=SubscriberStore(self.conn).stats()["active"],
