@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from newsletter.deliver.backends.sendgrid.stats import summed
+from newsletter.deliver.backends.sendgrid.stats import StatsClient, summed
+from newsletter.errors import UserError
 from newsletter.report.category_stats import stats_window
 from tests._cli import Outcome, run
 from tests._workspace import add_subscribers, sample_workspace, stub_env
@@ -189,3 +192,41 @@ def test_the_window_starts_the_day_before_the_first_send() -> None:
     assert stats_window(first, dt.date(2026, 12, 9)) == (dt.date(2026, 12, 6), dt.date(2026, 12, 9))
     # a clock behind the ledger never asks for an end before the start
     assert stats_window(first, dt.date(2026, 12, 1)) == (dt.date(2026, 12, 6), dt.date(2026, 12, 6))
+
+
+class _NotSendGrid(BaseHTTPRequestHandler):
+    """A server at SENDGRID_API_HOST that is not SendGrid's API: 200 with a web page."""
+
+    def do_GET(self) -> None:
+        body = b"<html>captive portal</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_an_answer_that_is_not_sendgrids_statistics_is_one_line(sent: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotSendGrid)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        stub_env(sent, f"http://127.0.0.1:{server.server_address[1]}", api_key=KEY)
+        line = _one_line(run(sent, "report", "sample", "--from-sendgrid"), 3)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "the answer to GET /v3/categories/stats is not SendGrid's statistics" in line
+
+
+def test_a_400_naming_the_category_reads_as_an_unknown_category() -> None:
+    reader = StatsClient(KEY, "http://127.0.0.1:9")
+    body = b'{"errors": [{"message": "category does not exist", "field": "categories"}]}'
+    refused = reader._refused("sample", 400, body, {})
+    assert isinstance(refused, UserError)
+    assert "no statistics for category 'sample'" in str(refused)
+    other = reader._refused("sample", 400, b'{"errors": [{"message": "bad start_date"}]}', {})
+    assert not isinstance(other, UserError) and "answered 400" in str(other)
