@@ -25,12 +25,16 @@ and drive it through the control API under ``/_stub/`` (``StubProcess`` does bot
 GET deliveries[?issue=], GET requests, GET in_flight (the peak), GET health, POST plan (a
 JSON list), POST suppressions (``{"bounces": [...], "groups": {"42": [...]}}``), POST config,
 POST reset.
+
+GET /v3/categories/stats is not in the spec files: it is served from SendGrid's reference
+page (query, answer shape, 404 for a category it does not know), from ``category_stats``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import datetime as dt
 import functools
 import json
 import math
@@ -65,6 +69,16 @@ except ModuleNotFoundError:  # run as a script: python tests/sendgrid_stub.py
 TEST_API_KEY = "SG.test"
 
 MAIL_SEND = "/v3/mail/send"
+CATEGORY_STATS = "/v3/categories/stats"
+# SendGrid's reference page for GET /v3/categories/stats: every metric, zeros included.
+CATEGORY_METRICS = (
+    "blocks", "bounce_drops", "bounces", "clicks", "deferred", "delivered", "invalid_emails",
+    "opens", "processed", "requests", "spam_report_drops", "spam_reports", "unique_clicks",
+    "unique_opens", "unsubscribe_drops", "unsubscribes",
+)  # fmt: skip
+MAX_STATS_CATEGORIES = 10
+UNKNOWN_CATEGORY_MESSAGE = "category does not exist"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 MAIL_SEND_SCHEMA = "#/components/requestBodies/PostMailSend/content/application~1json/schema"
 # "less than 30MB": the decimal reading is the stricter one, so a client that passes here
 # passes SendGrid whichever unit it means.
@@ -545,6 +559,7 @@ class RequestRecord:
     plan: str | None = None  # the planned entry this request consumed
     errors: tuple[ApiError, ...] = ()
     custom_args: dict[str, str] | None = None  # message level
+    query: dict[str, list[str]] | None = None  # GET /v3/categories/stats only
     body: Any = None  # only with record_bodies=True
     time: float = field(default_factory=time.time)
 
@@ -559,6 +574,7 @@ class RequestRecord:
             "plan": self.plan,
             "errors": [e.as_json() for e in self.errors],
             "custom_args": self.custom_args,
+            "query": self.query,
             "body": self.body,
             "time": self.time,
         }
@@ -589,9 +605,11 @@ Handler = Callable[["SendGridStub", Operation, list[str], dict[str, Any], Any], 
 class SendGridStub:
     """SendGrid's v3 API on 127.0.0.1, in a thread of this process.
 
-    ``plan()`` scripts the answers to the next mail/send requests; ``deliveries()`` and
-    ``requests`` tell what was sent. Configure suppression lists by assigning lists in the
-    spec's response shape to ``suppressions[kind]`` and ``group_suppressions[group_id]``.
+    ``plan()`` scripts the answers to the next mail/send and category stats requests;
+    ``deliveries()`` and ``requests`` tell what was sent. Configure suppression lists by
+    assigning lists in the spec's response shape to ``suppressions[kind]`` and
+    ``group_suppressions[group_id]``, and statistics with ``add_category_stats`` (every
+    accepted message already counts as ``requests`` of each of its categories, today).
     """
 
     def __init__(
@@ -622,6 +640,8 @@ class SendGridStub:
         self.verbose = verbose
         self.suppressions: dict[str, list[dict[str, Any]]] = {k: [] for k in SUPPRESSION_KINDS}
         self.group_suppressions: dict[int, list[str]] = {}
+        # category -> "YYYY-MM-DD" (UTC) -> metric -> count
+        self.category_stats: dict[str, dict[str, Counter[str]]] = {}
         self.batches: set[str] = set()
         self.scheduled_sends: dict[str, str] = {}  # batch_id -> "pause" | "cancel"
         self.internal_errors: list[str] = []
@@ -691,7 +711,7 @@ class SendGridStub:
     # -- scripting and inspection
 
     def plan(self, *entries: str) -> None:
-        """Queue answers for the next mail/send requests, one entry per request.
+        """Queue answers for the next mail/send or category stats requests, one each.
 
         An entry is a status code (``"202"`` answers as usual; an error code answers that
         error without delivering), ``"drop_before_read"`` (close before reading the body;
@@ -743,6 +763,16 @@ class SendGridStub:
             self.scheduled_sends.clear()
             self.suppressions = {kind: [] for kind in SUPPRESSION_KINDS}
             self.group_suppressions = {}
+            self.category_stats = {}
+
+    def add_category_stats(self, category: str, date: str, **metrics: int) -> None:
+        """Count ``metrics`` (names as SendGrid's, e.g. delivered=5) for a category on a day."""
+        unknown = set(metrics) - set(CATEGORY_METRICS)
+        if unknown or not _DATE.match(date):
+            raise StubMisconfiguredError(f"unknown metric(s) {sorted(unknown)} or date {date!r}")
+        with self._lock:
+            days = self.category_stats.setdefault(category, {})
+            days.setdefault(date, Counter()).update(metrics)
 
     # -- request handling, independent of HTTP so that benchmarks can call it directly
 
@@ -755,6 +785,8 @@ class SendGridStub:
             return self._control(method, url.path, url.query, read_body)
         if method == "POST" and url.path == MAIL_SEND:
             return self._mail_send(headers, read_body)
+        if url.path == CATEGORY_STATS:
+            return self._category_stats_request(method, url.query, headers)
         return self._api(method, url.path, url.query, headers, read_body)
 
     def entered(self) -> None:
@@ -769,10 +801,14 @@ class SendGridStub:
 
     def _record(self, record: RequestRecord, delivered: dict[str, Any] | None = None) -> None:
         recipients = recipients_by_issue(delivered) if delivered is not None else {}
+        today = dt.datetime.fromtimestamp(record.time, dt.UTC).date().isoformat()
         with self._lock:
             self._records.append(record)
             for issue, addresses in recipients.items():
                 self._deliveries.setdefault(issue, Counter()).update(addresses)
+            for category in (delivered or {}).get("categories", ()):
+                day = self.category_stats.setdefault(category, {}).setdefault(today, Counter())
+                day["requests"] += sum(map(len, recipients.values()))
 
     def _auth_error(self, headers: Mapping[str, str]) -> StubResponse | None:
         value = headers.get("authorization")
@@ -910,6 +946,70 @@ class SendGridStub:
                     return StubResponse.errors(400, _schema_error(exc))
                 return StubResponse.errors(400, ApiError(f"invalid JSON: {exc}"))
         return handler(self, op, args, params, body)
+
+    # -- category statistics (not in the spec files: from SendGrid's reference page)
+
+    def _category_stats_request(
+        self, method: str, query: str, headers: Mapping[str, str]
+    ) -> StubResponse:
+        with self._lock:
+            entry = self._plan.popleft() if self._plan and method == "GET" else None
+        params = parse_qs(query, keep_blank_values=True)
+        if method != "GET":
+            response = StubResponse.errors(405)
+        elif entry in (PLAN_DROP_BEFORE_READ, PLAN_DROP_BEFORE_RESPONSE):
+            response = StubResponse(0, drop=True)
+        elif entry == PLAN_NO_CREDITS:
+            response = StubResponse.errors(401, ApiError(NO_CREDITS_MESSAGE))
+        elif entry is not None and entry.isdigit() and entry != "202":
+            response = self._planned_error(int(entry))
+        else:
+            response = self._auth_error(headers) or self._category_stats(params)
+            if entry is not None and entry.startswith(PLAN_SLOW_PREFIX):
+                response.delay += float(entry.removeprefix(PLAN_SLOW_PREFIX))
+        errors = () if response.drop or response.status < 400 else _errors_of(response)
+        status = None if response.drop else response.status
+        record = RequestRecord(method, CATEGORY_STATS, status, not response.drop, plan=entry)
+        record.errors, record.query = errors, params
+        self._record(record)
+        return response
+
+    def _category_stats(self, params: dict[str, list[str]]) -> StubResponse:
+        categories = params.get("categories", [])
+        problem = _stats_query_problem(params)
+        if problem is not None:
+            return StubResponse.errors(400, problem)
+        start = dt.date.fromisoformat(params["start_date"][-1])
+        today = dt.datetime.now(dt.UTC).date()
+        end = dt.date.fromisoformat(params.get("end_date", [today.isoformat()])[-1])
+        by = params.get("aggregated_by", ["day"])[-1]
+        with self._lock:
+            if any(category not in self.category_stats for category in categories):
+                error = ApiError(UNKNOWN_CATEGORY_MESSAGE, "categories")
+                return StubResponse.errors(404, error)
+            periods: dict[str, dict[str, Counter[str]]] = {}
+            day = start
+            while day <= end:
+                period = _period_of(day, by).isoformat()
+                bucket = periods.setdefault(period, {c: Counter() for c in categories})
+                for category in categories:
+                    bucket[category].update(self.category_stats[category].get(day.isoformat(), {}))
+                day += dt.timedelta(days=1)
+        answer = [
+            {
+                "date": period,
+                "stats": [
+                    {
+                        "type": "category",
+                        "name": category,
+                        "metrics": {name: counts[name] for name in CATEGORY_METRICS},
+                    }
+                    for category, counts in stats.items()
+                ],
+            }
+            for period, stats in periods.items()
+        ]
+        return StubResponse.json(200, answer)
 
     # -- batches and scheduled sends
 
@@ -1091,6 +1191,39 @@ def _errors_of(response: StubResponse) -> tuple[ApiError, ...]:
         return tuple(ApiError(e.get("message", ""), e.get("field")) for e in items)
     except (ValueError, KeyError, TypeError):
         return ()
+
+
+def _stats_query_problem(params: dict[str, list[str]]) -> ApiError | None:
+    """What SendGrid's reference page says is wrong with a category stats query."""
+    categories = params.get("categories", [])
+    if not categories or not all(categories):
+        return ApiError("categories is required", "categories")
+    if len(set(categories)) > MAX_STATS_CATEGORIES:
+        return ApiError(f"at most {MAX_STATS_CATEGORIES} categories", "categories")
+    for name in ("start_date", "end_date"):
+        values = params.get(name)
+        if values is None and name == "end_date":
+            continue
+        try:
+            if not values or not _DATE.match(values[-1]):
+                raise ValueError
+            dt.date.fromisoformat(values[-1])
+        except ValueError:
+            return ApiError(f"{name} must follow the format YYYY-MM-DD", name)
+    end = params.get("end_date", ["9999-12-31"])[-1]
+    if end < params["start_date"][-1]:
+        return ApiError("end_date must not be before start_date", "end_date")
+    if params.get("aggregated_by", ["day"])[-1] not in ("day", "week", "month"):
+        return ApiError('aggregated_by must be "day", "week" or "month"', "aggregated_by")
+    return None
+
+
+def _period_of(day: dt.date, aggregated_by: str) -> dt.date:
+    if aggregated_by == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if aggregated_by == "month":
+        return day.replace(day=1)
+    return day
 
 
 def _query_value(name: str, raw: str, schema: Mapping[str, Any]) -> Any:

@@ -596,6 +596,73 @@ def test_group_and_global_suppressions(sendgrid_stub: SendGridStub) -> None:
     assert json.loads(asm.suppressions._("global")._("here@example.com").get().body) == {}
 
 
+def test_category_stats_count_accepted_mail_and_what_the_test_adds(
+    sendgrid_stub: SendGridStub,
+) -> None:
+    client = client_for(sendgrid_stub)
+    post(client, mail_body(3, categories=["newsletter", ISSUE]))
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    sendgrid_stub.add_category_stats(ISSUE, "2020-01-01", delivered=99)  # outside the range
+    sendgrid_stub.add_category_stats(ISSUE, today, delivered=2, opens=4)
+    yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+    sendgrid_stub.add_category_stats(ISSUE, yesterday, clicks=1)
+    query = {"categories": ISSUE, "start_date": yesterday, "aggregated_by": "day"}
+    days = json.loads(client.client.categories.stats.get(query_params=query).body)
+    assert [day["date"] for day in days] == [yesterday, today]
+    (stat,) = days[1]["stats"]
+    assert (stat["type"], stat["name"]) == ("category", ISSUE)
+    assert {k: v for k, v in stat["metrics"].items() if v} == {
+        "requests": 3,
+        "delivered": 2,
+        "opens": 4,
+    }
+    assert days[0]["stats"][0]["metrics"]["clicks"] == 1
+    assert sendgrid_stub.requests[-1].query == {
+        "categories": [ISSUE],
+        "start_date": [yesterday],
+        "aggregated_by": ["day"],
+    }
+
+
+NEWS = {"categories": "newsletter"}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"start_date": "2026-01-01"}, "categories"),
+        (NEWS, "start_date"),
+        ({**NEWS, "start_date": "1.1.2026"}, "start_date"),
+        ({**NEWS, "start_date": "2026-02-30"}, "start_date"),
+        ({**NEWS, "start_date": "2026-01-02", "end_date": "2026-01-01"}, "end_date"),
+        ({**NEWS, "start_date": "2026-01-01", "aggregated_by": "hour"}, "aggregated_by"),
+    ],
+)
+def test_category_stats_queries_sendgrid_would_refuse(
+    sendgrid_stub: SendGridStub, query: dict[str, str], field: str
+) -> None:
+    sendgrid_stub.add_category_stats("newsletter", "2026-01-01", requests=1)
+    with pytest.raises(http_errors.BadRequestsError) as caught:
+        client_for(sendgrid_stub).client.categories.stats.get(query_params=query)
+    assert errors_of(caught.value)[0]["field"] == field
+
+
+def test_category_stats_refusals(sendgrid_stub: SendGridStub) -> None:
+    query = {"categories": "never-sent", "start_date": "2026-01-01", "aggregated_by": "day"}
+    stats = client_for(sendgrid_stub).client.categories.stats
+    with pytest.raises(http_errors.NotFoundError) as caught:
+        stats.get(query_params=query)
+    assert errors_of(caught.value)[0]["message"] == "category does not exist"
+    with pytest.raises(http_errors.UnauthorizedError):
+        client_for(sendgrid_stub, "SG.wrong").client.categories.stats.get(query_params=query)
+    sendgrid_stub.plan("403", "429")
+    with pytest.raises(http_errors.ForbiddenError):
+        stats.get(query_params=query)
+    with pytest.raises(http_errors.TooManyRequestsError) as limited:
+        stats.get(query_params=query)
+    assert limited.value.headers["X-RateLimit-Remaining"] == "0"
+
+
 # --------------------------------------------------------------------------- subprocess mode
 
 

@@ -92,6 +92,7 @@ def test_send_reaches_every_active_subscriber_once_in_batches(
     first = stub.accepted[0].body
     assert [p["to"][0]["email"] for p in first["personalizations"]] == numbered(1000)
     assert first["custom_args"] == {"issue": "sample"}
+    assert first["categories"] == ["newsletter", "sample"]  # the issue's own, for its stats
     assert set(ledger_states(root, "sample").values()) == {"sent"}
 
 
@@ -396,6 +397,7 @@ def test_test_send_goes_to_the_address_only_and_is_recorded_nowhere(
     (record,) = stub.accepted
     assert record.body["subject"] == f"[TEST] {SUBJECT}"
     assert record.body["custom_args"] == {"issue": "sample", "test": "true"}
+    assert record.body["categories"] == ["newsletter"]  # not counted in the issue's stats
     names = [p["to"][0].get("name") for p in record.body["personalizations"]]
     assert names == [None, "Name reader000001"]
     assert ledger_states(root, "sample") == {}

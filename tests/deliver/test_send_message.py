@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from newsletter.deliver.backends.sendgrid.request import SendGridRequest, validate_body
-from newsletter.deliver.message import Address, mime_message
+from newsletter.deliver.message import Address, issue_categories, mime_message
 from newsletter.errors import UserError
 from newsletter.list_headers import ONE_CLICK
 from tests._workspace import recipient, simple_message
@@ -158,6 +158,29 @@ def test_a_non_ascii_sender_address_is_refused() -> None:
     message = simple_message()
     with pytest.raises(UserError, match="is not ASCII"):
         type(message)(**{**message.__dict__, "sender": Address("zoë@example.org")})
+
+
+def test_every_message_carries_its_issue_as_one_more_category() -> None:
+    assert issue_categories(["newsletter", "weekly"], "2026-12-01") == (
+        "newsletter",
+        "weekly",
+        "2026-12-01",
+    )
+    assert issue_categories(["newsletter", "spring"], "spring") == ("newsletter", "spring")
+    assert issue_categories([], "spring") == ("spring",)
+
+
+def test_ten_configured_categories_leave_no_room_for_the_issue() -> None:
+    message = simple_message()
+    ten = issue_categories([f"c{i}" for i in range(10)], "spring")
+    with pytest.raises(UserError, match="list at most 9 other ones"):
+        type(message)(**{**message.__dict__, "categories": ten})
+
+
+def test_a_test_message_leaves_the_issue_category_out() -> None:
+    message = simple_message()
+    message = type(message)(**{**message.__dict__, "categories": ("newsletter", "spring")})
+    assert message.as_test().categories == ("newsletter",)
 
 
 @pytest.mark.parametrize(

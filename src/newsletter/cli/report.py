@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from newsletter.cli.app import app, info, settings, warn
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _percent(value: float | None) -> str:
@@ -87,6 +90,11 @@ def report(
     html: Path | None = typer.Option(
         None, "--html", metavar="FILE", help="Also write a self-contained page with the click map."
     ),
+    from_sendgrid: bool = typer.Option(
+        False,
+        "--from-sendgrid",
+        help="Also read SendGrid's statistics of the issue's category (needs Stats: Read).",
+    ),
 ) -> None:
     """What became of one sent issue: delivered, bounced, opened, clicked, per story.
 
@@ -94,38 +102,85 @@ def report(
     scanners) are counted apart from people's. Links are matched to stories by their
     address, as SendGrid reports it in its click events.
 
+    Without events (an account that posts none), --from-sendgrid reads SendGrid's own
+    statistics of the issue's category: requests, delivered, bounces, spam reports,
+    unsubscribes, opens and clicks, summed per message since the first send.
+
     Examples:
 
         newsletter report 2026-12-01
 
         newsletter report 2026-12-01 --html results.html
+
+        newsletter report 2026-12-01 --from-sendgrid
     """
     from newsletter.report.issue_report import load_report, write_report_page
 
     workspace = settings(ctx)
-    loaded = load_report(workspace, slug, per_hour=html is not None)
+    loaded = load_report(workspace, slug, per_hour=html is not None, from_sendgrid=from_sendgrid)
     results = loaded.results
     if html is not None:
         write_report_page(workspace, loaded, html)
+    data = results.as_dict()
+    if loaded.sendgrid is not None:
+        from newsletter.report.category_stats import stats_dict
+
+        data["sendgrid_stats"] = stats_dict(loaded.sendgrid)
     if as_json:
-        info(json.dumps(results.as_dict(), indent=2, ensure_ascii=False))
+        info(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        _print_results(results.as_dict())
-    if not results.has_events:
+        _print_report(data)
+    if not results.has_events and not from_sendgrid:
         warn(
             "no SendGrid events for this issue yet: only the ledger's count is shown (events "
-            "arrive through `newsletter serve` at /webhooks/sendgrid)"
+            "arrive through `newsletter serve` at /webhooks/sendgrid; `--from-sendgrid` reads "
+            "SendGrid's category statistics)"
         )
     if html is not None:
         info(f"wrote {html}")
 
 
-def _print_results(data: dict[str, Any]) -> None:
+def _print_report(data: dict[str, Any]) -> None:
     from rich.console import Console
+
+    console = Console(width=120)
+    console.print(f"[bold]{data['issue']}[/bold] (first sent {data['first_sent'] or '—'})")
+    stats = data.get("sendgrid_stats")
+    if stats is None or data["has_events"]:
+        if stats is not None:
+            console.print("[bold]from SendGrid's events (newsletter serve)[/bold]")
+        _print_results(console, data)
+    else:
+        console.print(f"sent {data['sent']:,} (the ledger); no events from SendGrid")
+    if stats is not None:
+        _print_category_stats(console, stats)
+
+
+def _print_category_stats(console: Console, stats: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from newsletter.report.category_stats import ROWS
+
+    console.print(
+        f"[bold]from SendGrid's category statistics[/bold] (category {stats['category']}, "
+        f"{stats['start_date']} to {stats['end_date']})"
+    )
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column()
+    table.add_column(justify="right")
+    table.add_column(justify="right")
+    rates = stats["rates_of_delivered"]
+    for label, name in ROWS:
+        rate = _percent(rates[name]) if name in rates else ""
+        table.add_row(label, f"{stats[name]:,}", rate)
+    console.print(table)
+    console.print(f"[dim]{stats['cannot_tell']}[/dim]")
+
+
+def _print_results(console: Console, data: dict[str, Any]) -> None:
     from rich.table import Table
 
     rates = data["rates_of_delivered"]
-    console = Console(width=120)
     summary = Table(box=None, pad_edge=False, show_header=False)
     summary.add_column()
     summary.add_column(justify="right")
@@ -146,7 +201,6 @@ def _print_results(data: dict[str, Any]) -> None:
     ]
     for label, count, rate in rows:
         summary.add_row(label, "" if count is None else f"{count:,}", _percent(rate))
-    console.print(f"[bold]{data['issue']}[/bold] (first sent {data['first_sent'] or '—'})")
     console.print(summary)
     if data["unsubscribes"]:
         ways = ", ".join(f"{how} {n}" for how, n in sorted(data["unsubscribes"].items()))

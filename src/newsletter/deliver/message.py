@@ -77,7 +77,9 @@ def _check_categories(categories: Sequence[str]) -> None:
         raise UserError(
             f"{len(categories)} categories, some repeated or more than {MAX_CATEGORIES}",
             where=where,
-            fix=f"SendGrid takes at most {MAX_CATEGORIES} distinct categories",
+            fix=f"SendGrid takes at most {MAX_CATEGORIES} distinct categories, and every "
+            "message also carries its issue's slug: list at most "
+            f"{MAX_CATEGORIES - 1} other ones",
         )
     for category in categories:
         if not category or not category.isascii() or len(category) > MAX_CATEGORY_CHARS:
@@ -218,8 +220,12 @@ class Message:
             )
 
     def as_test(self) -> Message:
-        """The same message marked as a test in its subject (and in custom_args)."""
-        return replace(self, subject=TEST_SUBJECT_PREFIX + self.subject, test=True)
+        """The same message marked as a test in its subject (and in custom_args), and kept
+        out of the issue's own category so SendGrid's statistics count real sends only."""
+        categories = tuple(category for category in self.categories if category != self.issue)
+        return replace(
+            self, subject=TEST_SUBJECT_PREFIX + self.subject, test=True, categories=categories
+        )
 
     @property
     def custom_args(self) -> dict[str, str]:
@@ -279,6 +285,12 @@ def mime_message(message: Message, recipient: RecipientLike) -> EmailMessage:
     return mime
 
 
+def issue_categories(configured: Sequence[str], slug: str) -> tuple[str, ...]:
+    """The configured categories and the issue's slug: SendGrid's statistics per issue
+    (`report --from-sendgrid`) are read by that category."""
+    return tuple(configured) if slug in configured else (*configured, slug)
+
+
 def message_for(settings: Settings, build: Build, unsubscribe: UnsubscribeLinks) -> Message:
     """The message of a successful build, with the workspace's sender and list settings."""
     sender = settings.file.sender
@@ -294,6 +306,6 @@ def message_for(settings: Settings, build: Build, unsubscribe: UnsubscribeLinks)
         list_name=settings.file.newsletter.list_name,
         list_domain=domain,
         unsubscribe=unsubscribe,
-        categories=tuple(delivery.categories),
+        categories=issue_categories(delivery.categories, build.slug),
         asm_group_id=delivery.asm_group_id,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newsletter.config import Settings
 from newsletter.db import open_database
@@ -15,6 +16,9 @@ from newsletter.issue.model import ISSUE_FILE, check_slug
 from newsletter.report.links import LinkMap
 from newsletter.report.results import IssueResults, issue_results
 
+if TYPE_CHECKING:
+    from newsletter.deliver.backends.sendgrid.stats import CategoryStats
+
 
 @dataclass(frozen=True)
 class Report:
@@ -22,9 +26,12 @@ class Report:
     subject: str
     results: IssueResults
     links: LinkMap
+    sendgrid: CategoryStats | None = None  # with --from-sendgrid
 
 
-def load_report(settings: Settings, slug: str, *, per_hour: bool = False) -> Report:
+def load_report(
+    settings: Settings, slug: str, *, per_hour: bool = False, from_sendgrid: bool = False
+) -> Report:
     check_slug(slug)
     issue = load_issue(settings.issue_dir(slug) / ISSUE_FILE)
     newsletter = settings.file.newsletter
@@ -43,7 +50,12 @@ def load_report(settings: Settings, slug: str, *, per_hour: bool = False) -> Rep
             f"issue {slug!r} was never sent (an outbox rehearsal does not count)",
             fix="`newsletter issues` lists every issue and what became of it",
         )
-    return Report(slug, issue.subject, results, links)
+    sendgrid = None
+    if from_sendgrid:
+        from newsletter.report.category_stats import read_category_stats
+
+        sendgrid = read_category_stats(settings, slug, results.first_sent)
+    return Report(slug, issue.subject, results, links, sendgrid)
 
 
 def email_as_sent(settings: Settings, slug: str) -> str:
