@@ -95,3 +95,37 @@ def test_an_issue_without_events_says_so(tmp_path: Path, sendgrid_stub: SendGrid
     assert outcome.exit_code == 0
     assert json.loads(outcome.stdout)["sent"] == 2
     assert "no SendGrid events for this issue yet" in outcome.stderr
+
+
+def test_the_preview_links_to_the_results_once_there_are_some(reported: Path) -> None:
+    import httpx
+
+    from newsletter.config import load_settings
+    from newsletter.preview.server import PreviewServer, Results
+    from newsletter.preview.session import PreviewSession
+    from newsletter.report.issue_report import has_results, results_page
+
+    settings = load_settings(reported)
+    fresh = reported / "issues" / "fresh"
+    fresh.mkdir()
+    (fresh / "issue.yaml").write_text(
+        (reported / "issues" / "sample" / "issue.yaml").read_text(encoding="utf-8")
+    )
+    for slug, expected in (("sample", True), ("fresh", False)):
+        session = PreviewSession(settings, slug)
+        session.start()
+        results = Results(
+            available=lambda slug=slug: has_results(settings, slug),  # type: ignore[misc]
+            page=lambda slug=slug: results_page(settings, slug),  # type: ignore[misc]
+        )
+        server = PreviewServer(session, port=0, results=results)
+        server.start()
+        try:
+            page = httpx.get(server.url).text
+            answer = httpx.get(server.url + "results")
+        finally:
+            server.close()
+        assert ('href="/results"' in page) is expected
+        assert answer.status_code == (200 if expected else 404)
+        if expected:
+            assert "data-unique-clicks" in answer.text and "<svg" in answer.text

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from newsletter.cli.app import app, info, settings, warn
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.preview.server import Results
 
 IMAGE_CACHE = ".image-cache"
 
@@ -64,6 +69,17 @@ def preview(
     _serve(ctx, slug, port, open_browser, offline)
 
 
+def _results(workspace: Settings, slug: str) -> Results:
+    """The issue's results page (`report --html`), linked from the preview once it has some."""
+    from newsletter.preview.server import Results
+    from newsletter.report.issue_report import has_results, results_page
+
+    return Results(
+        available=lambda: has_results(workspace, slug),
+        page=lambda: results_page(workspace, slug),
+    )
+
+
 def _serve(ctx: typer.Context, slug: str, port: int, open_browser: bool, offline: bool) -> None:
     from newsletter.preview.images import ImageCache, fetch_image
     from newsletter.preview.server import PreviewServer
@@ -75,7 +91,7 @@ def _serve(ctx: typer.Context, slug: str, port: int, open_browser: bool, offline
     cache = ImageCache(
         workspace.build_dir(slug).parent / IMAGE_CACHE, None if offline else fetch_image
     )
-    server = PreviewServer(session, port, cache)
+    server = PreviewServer(session, port, cache, _results(workspace, slug))
     if port and server.port != port:
         warn(f"port {port} is in use; using {server.port}")
     folders = (workspace.issue_dir(slug), workspace.path("templates"))

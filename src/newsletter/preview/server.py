@@ -8,6 +8,8 @@ from __future__ import annotations
 import errno
 import json
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,6 +27,21 @@ PORT_ATTEMPTS = 20
 
 
 IMAGES = "/images/"
+_CONTROLS = '<nav class="controls" aria-label="Preview controls">'
+
+
+RESULTS = "/results"
+RESULTS_LINK = (
+    f'<a class="results-link" href="{RESULTS}" target="_blank">Results: opens and clicks</a>'
+)
+
+
+@dataclass(frozen=True)
+class Results:
+    """What the issue's results page needs, given by the caller (preview knows no reports)."""
+
+    available: Callable[[], bool]
+    page: Callable[[], str]
 
 
 class _Server(ThreadingHTTPServer):
@@ -33,6 +50,7 @@ class _Server(ThreadingHTTPServer):
     session: PreviewSession
     images: ImageCache | None
     image_urls: dict[str, str]  # the page's image addresses by key
+    results: Results | None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -55,6 +73,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif route == "/state.json":
             body = json.dumps(session.state()).encode("utf-8")
             self._send(HTTPStatus.OK, "application/json", body)
+        elif route == RESULTS:
+            self._send_results(self.server.results)
         elif route == f"/{PREVIEW_FILE}" and session.build:
             report = render_preview_report(session.settings, session.build).encode("utf-8")
             self._send(HTTPStatus.OK, "text/html; charset=utf-8", report)
@@ -68,11 +88,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _page(self, session: PreviewSession) -> str:
         """The live page; with an image cache, the email's images come from this server."""
+        page = session.page
+        results = self.server.results
+        if results is not None and results.available():
+            page = page.replace(_CONTROLS, _CONTROLS + RESULTS_LINK, 1)
         if self.server.images is None:
-            return session.page
-        page, urls = local_images(session.page, IMAGES)
+            return page
+        page, urls = local_images(page, IMAGES)
         self.server.image_urls.update(urls)
         return page
+
+    def _send_results(self, results: Results | None) -> None:
+        if results is None or not results.available():
+            body = (
+                b"no results yet: they appear once the issue is sent and SendGrid's events arrive\n"
+            )
+            self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", body)
+            return
+        self._send(HTTPStatus.OK, "text/html; charset=utf-8", results.page().encode("utf-8"))
 
     def _send_image(self, images: ImageCache, key: str) -> None:
         url = self.server.image_urls.get(key)
@@ -143,7 +176,11 @@ class PreviewServer:
     """The live preview: HTTP on 127.0.0.1 plus the watcher that rebuilds."""
 
     def __init__(
-        self, session: PreviewSession, port: int = DEFAULT_PORT, images: ImageCache | None = None
+        self,
+        session: PreviewSession,
+        port: int = DEFAULT_PORT,
+        images: ImageCache | None = None,
+        results: Results | None = None,
     ):
         self.session = session
         self.requested_port = port
@@ -151,6 +188,7 @@ class PreviewServer:
         self._http.session = session
         self._http.images = images  # None: the browser loads the images from their addresses
         self._http.image_urls = {}
+        self._http.results = results
         self.watcher = SourceWatcher(session)
         self._thread: threading.Thread | None = None
 

@@ -75,10 +75,7 @@ def write_report_page(settings: Settings, report: Report, target: Path) -> None:
         raise UserError(
             f"the folder {target.parent} does not exist", where="--html", fix="create it first"
         )
-    from newsletter.report.page import report_html  # lxml, Jinja2, matplotlib: only here
-
-    email = email_as_sent(settings, report.slug)
-    page = report_html(report.subject, email, report.results, report.links)
+    page = results_page_of(settings, report)
     try:
         atomic_write(target, page)
     except OSError as exc:
@@ -87,3 +84,29 @@ def write_report_page(settings: Settings, report: Report, target: Path) -> None:
             where=target,
             fix="check the folder's permissions and free space",
         ) from None
+
+
+def has_results(settings: Settings, slug: str) -> bool:
+    """Whether SendGrid's events for the issue arrived (what the preview's link waits for)."""
+    if not settings.database_path.is_file():
+        return False
+    conn = open_database(settings.database_path, scan=False)
+    try:
+        (found,) = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE issue = ?)", (slug,)
+        ).fetchone()
+    finally:
+        conn.close()
+    return bool(found)
+
+
+def results_page(settings: Settings, slug: str) -> str:
+    """The click-map page of `report SLUG --html`, for the live preview."""
+    return results_page_of(settings, load_report(settings, slug, per_hour=True))
+
+
+def results_page_of(settings: Settings, report: Report) -> str:
+    from newsletter.report.page import report_html  # lxml, Jinja2, matplotlib: only here
+
+    email = email_as_sent(settings, report.slug)
+    return report_html(report.subject, email, report.results, report.links)
