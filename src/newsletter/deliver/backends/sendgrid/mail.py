@@ -94,7 +94,7 @@ class SendGridBackend:
         self.max_batch_size = batch_size
         self._client = api_client(api_key, self.host, timeout)
         self._max_attempts = max_attempts
-        self._backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
+        self._backoff = wait_exponential_jitter(multiplier=backoff_initial, max=backoff_max)
         self._halted = threading.Event()
         # Waits end early on `halt`: a stopped send does not sit out a backoff.
         self._sleep = sleep or self._sleep_unless_halted
