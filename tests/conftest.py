@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser
+
+from newsletter.errors import UserError
+from newsletter.preview.screenshots import find_chromium, launch_browser
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,3 +48,14 @@ def workspace(tmp_path: Path) -> Path:
     shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
     shutil.copytree(REPO / "issues" / "sample", root / "issues" / "sample")
     return root
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per test module (the `browser` marker's tests)."""
+    try:
+        executable = find_chromium()
+    except UserError as error:
+        pytest.fail(f"{error.line()} (or deselect these tests with -m 'not browser')")
+    with launch_browser(executable) as chromium:
+        yield chromium

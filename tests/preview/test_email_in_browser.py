@@ -10,7 +10,6 @@ import base64
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,9 @@ from bench.twenty_stories import write_twenty_story_issue
 from newsletter.build.output import make_build
 from newsletter.build.report_page import Scheme, for_subscriber
 from newsletter.config import load_settings
-from newsletter.errors import UserError
 from newsletter.preview.images import Image as CachedImage
 from newsletter.preview.images import ImageCache
-from newsletter.preview.screenshots import find_chromium, launch_browser, open_email
+from newsletter.preview.screenshots import open_email
 from newsletter.preview.server import PreviewServer
 from newsletter.preview.session import PreviewSession
 
@@ -45,16 +43,6 @@ _IMAGES_AND_TEXT = """() => {
                 img: [i.left, i.right, i.top, i.width], text: [t.left, t.right, t.top]};
     });
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    try:
-        executable = find_chromium()
-    except UserError as error:
-        pytest.fail(f"{error.line()} (or deselect these tests with -m 'not browser')")
-    with launch_browser(executable) as chromium:
-        yield chromium
 
 
 @pytest.fixture(scope="module")

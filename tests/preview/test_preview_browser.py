@@ -23,8 +23,7 @@ from playwright.sync_api import Browser, Page, Route, expect
 from newsletter.build.output import make_build, write_build
 from newsletter.build.report_page import for_subscriber
 from newsletter.config import load_settings
-from newsletter.errors import UserError
-from newsletter.preview.screenshots import SCALE, find_chromium, launch_browser, open_email
+from newsletter.preview.screenshots import SCALE, open_email
 from newsletter.preview.server import PREVIEW_FILE, PreviewServer
 from newsletter.preview.session import PreviewSession
 from tests.conftest import REPO
@@ -34,16 +33,6 @@ pytestmark = pytest.mark.browser
 
 REBUILD_MS = 15_000
 SLATE_900, GREY_100 = "rgb(17, 24, 39)", "rgb(243, 244, 246)"  # the sample's dark and light body
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    try:
-        executable = find_chromium()
-    except UserError as error:
-        pytest.fail(f"{error.line()} (or deselect these tests with -m 'not browser')")
-    with launch_browser(executable) as chromium:
-        yield chromium
 
 
 def _loopback_only(route: Route) -> None:

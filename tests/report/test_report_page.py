@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
 
-from newsletter.errors import UserError
-from newsletter.preview.screenshots import find_chromium, launch_browser
 from tests._cli import run
 from tests.report.conftest import LEAD, SECOND
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    try:
-        executable = find_chromium()
-    except UserError as error:
-        pytest.fail(f"{error.line()} (or deselect these tests with -m 'not browser')")
-    with launch_browser(executable) as chromium:
-        yield chromium
 
 
 def test_the_click_map_shows_each_links_clicks_beside_it(

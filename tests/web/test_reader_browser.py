@@ -6,7 +6,6 @@ import email
 import email.policy
 import re
 import sqlite3
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,23 +14,11 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from newsletter.config import load_settings
-from newsletter.errors import UserError
-from newsletter.preview.screenshots import find_chromium, launch_browser
 from tests._cli import run
 from tests._workspace import add_subscribers, sample_workspace
 from tests.web._server import serve
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    try:
-        executable = find_chromium()
-    except UserError as error:
-        pytest.fail(f"{error.line()} (or deselect these tests with -m 'not browser')")
-    with launch_browser(executable) as chromium:
-        yield chromium
 
 
 def _status(root: Path, address: str) -> str | None:
