@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from newsletter.audience.tokens import b64
 from newsletter.web.context import WebContext
+from newsletter.web.pages import page
 
 COOKIE = "nl_csrf"
 FIELD = "csrf"
@@ -58,3 +60,14 @@ def valid(context: WebContext, request: Request, submitted: str | None) -> bool:
 def _mac(context: WebContext, cookie: str) -> str:
     key = hmac.new(context.secret.encode("utf-8"), b"newsletter-csrf-v1", hashlib.sha256)
     return b64(hmac.new(key.digest(), cookie.encode("utf-8"), hashlib.sha256).digest())
+
+
+def form_page(
+    context: WebContext, request: Request, template: str, status: int = 200, **values: Any
+) -> Response:
+    """A page with a form posting back to this URL, its CSRF token and cookie in place."""
+    token, fresh = form_token(context, request)
+    query = str(request.url.query)
+    action = str(request.url.path) + (f"?{query}" if query else "")
+    response = page(context.settings, template, status, action=action, csrf=token, **values)
+    return set_cookie(context, request, response, fresh)

@@ -25,29 +25,26 @@ from newsletter.errors import NewsletterError
 from newsletter.web.confirmation import read_confirmation, send_confirmation
 from newsletter.web.context import WebContext
 from newsletter.web.csrf import FIELD as CSRF_FIELD
-from newsletter.web.csrf import form_token, set_cookie, valid
+from newsletter.web.csrf import form_page, valid
 from newsletter.web.forms import BadForm, read_form
-from newsletter.web.pages import message_page, page
+from newsletter.web.pages import message_page
 
 log = logging.getLogger("newsletter.web")
 HONEYPOT = "website"
 
 
 def _form_page(context: WebContext, request: Request, status: int = 200, **values: str) -> Response:
-    token, fresh = form_token(context, request)
-    response = page(
-        context.settings,
+    return form_page(
+        context,
+        request,
         "subscribe.html",
         status,
         title=f"Subscribe to {context.settings.file.newsletter.name}",
-        action=str(request.url.path),
-        csrf=token,
         privacy_note=context.settings.file.web.privacy_note,
         email=values.get("email", ""),
         name=values.get("name", ""),
         error=values.get("error", ""),
     )
-    return set_cookie(context, request, response, fresh)
 
 
 def _check_your_inbox(context: WebContext) -> Response:
@@ -131,16 +128,9 @@ async def confirm(request: Request) -> Response:
         )
     address = read[0]
     if request.method in ("GET", "HEAD"):
-        token, fresh = form_token(context, request)
-        response = page(
-            settings,
-            "confirm.html",
-            title="Confirm your subscription",
-            address=address,
-            action=str(request.url.path) + "?" + str(request.url.query),
-            csrf=token,
+        return form_page(
+            context, request, "confirm.html", title="Confirm your subscription", address=address
         )
-        return set_cookie(context, request, response, fresh)
     try:
         form = await read_form(request)
     except BadForm as exc:

@@ -18,9 +18,9 @@ from newsletter.audience.records import Status
 from newsletter.audience.unsubscribe import UnsubscribeRequest
 from newsletter.web.context import WebContext
 from newsletter.web.csrf import FIELD as CSRF_FIELD
-from newsletter.web.csrf import form_token, set_cookie, valid
+from newsletter.web.csrf import form_page, valid
 from newsletter.web.forms import BadForm, read_form
-from newsletter.web.pages import message_page, page
+from newsletter.web.pages import message_page
 
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
 _INVALID = (
@@ -57,17 +57,14 @@ async def unsubscribe(request: Request) -> Response:
         if target is None:
             return message_page(settings, "Link not valid", _INVALID, status=400, error=True)
         status = await run_in_threadpool(_status, context, target.address)
-        token, fresh = form_token(context, request)
-        response = page(
-            settings,
+        return form_page(
+            context,
+            request,
             "unsubscribe.html",
             title="Unsubscribe",
             address=target.address,
             already=status is not None and status != Status.ACTIVE and status != Status.PENDING,
-            action=str(request.url.path) + "?" + str(request.url.query),
-            csrf=token,
         )
-        return set_cookie(context, request, response, fresh)
     try:
         form = await read_form(request)
     except BadForm as exc:
