@@ -95,3 +95,48 @@ def test_what_counts_as_a_tracking_image(
     src: str, width: str | None, height: str | None, tracking: bool
 ) -> None:
     assert is_tracking_image(src, width, height) is tracking
+
+
+GIF_1X1 = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+
+
+def _png(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    return (
+        b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    )
+
+
+def test_an_image_served_at_one_pixel_is_dropped_even_when_it_declares_no_size(
+    workspace: Path,
+) -> None:
+    """A web bug with an innocent name and no size: `add` asks the server how large it is."""
+    from tests._local_site import Route, local_site
+
+    routes = {
+        "/o.gif": Route(GIF_1X1, "image/gif"),
+        "/photo.png": Route(_png(600, 400), "image/png"),
+    }
+    with local_site(routes) as site:
+        feed = f"""<?xml version="1.0"?>
+<rss version="2.0"><channel><title>News</title><link>{site.url("/")}</link>
+<item><title>Bugged</title><link>https://news.example.org/a</link>
+<description><![CDATA[<img src="{site.url("/o.gif")}?u=reader"><p>Text.</p>]]></description>
+</item>
+<item><title>Illustrated</title><link>https://news.example.org/b</link>
+<description><![CDATA[<img src="{site.url("/photo.png")}"><p>Text.</p>]]></description>
+</item></channel></rss>"""
+        site.routes["/feed.xml"] = Route(feed.encode(), "application/rss+xml")
+        path = make_issue(workspace, "fresh")
+        outcome = run(workspace, "add", "fresh", site.url("/feed.xml"))
+    assert outcome.exit_code == 0, outcome.stderr
+    found = images(path)
+    assert found["Bugged"] is None
+    assert found["Illustrated"] == site.url("/photo.png").replace("http://", "https://")
+    assert "a 1-2 px tracking image, not used as the picture" in outcome.stdout + outcome.stderr

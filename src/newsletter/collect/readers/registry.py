@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,11 +48,30 @@ def read_source(source: str, options: ReadOptions | None = None) -> Collected:
     found = reader.read(document)
     if options.limit is not None:
         found = found[: options.limit]
-    return Collected(source=source, found=found, notes=reader.notes)
+    notes = list(reader.notes)
+    if _is_address(source):  # online: a web bug that declares no size can be asked
+        found = [_without_tracking_pixel(item, options, notes) for item in found]
+    return Collected(source=source, found=found, notes=notes)
+
+
+def _is_address(source: str) -> bool:
+    return bool(re.match(r"^https?://", source, re.IGNORECASE))
+
+
+def _without_tracking_pixel(item: Found, options: ReadOptions, notes: list[str]) -> Found:
+    from newsletter.collect.image_size import is_served_tiny, worth_probing
+
+    image = item.article.image
+    if image is None or image.width or image.height or not worth_probing(image.src):
+        return item
+    if not is_served_tiny(image.src, options.timeout):
+        return item
+    notes.append(f"{image.src}: a 1-2 px tracking image, not used as the picture")
+    return replace(item, article=item.article.model_copy(update={"image": None}))
 
 
 def load(source: str, options: ReadOptions) -> Document:
-    if re.match(r"^https?://", source, re.IGNORECASE):
+    if _is_address(source):
         from newsletter.collect.fetch import fetch
 
         fetched = fetch(source, timeout=options.timeout)
