@@ -28,7 +28,8 @@ def test_report_json_equals_what_the_stream_holds(reported: Path) -> None:
     assert data["opens_machine_only"] == 1  # r2: an Apple Mail Privacy Protection open
     assert data["clicks_unique"] == 3  # r1, r3, r4 (web version), not r5 (unsubscribe link)
     assert data["click_to_open"] == 100.0  # of the 3 who opened (r4 clicked without an open)
-    assert data["rates_of_delivered"]["opens_unique"] == 40.0
+    assert data["rates_of"] == "delivered"
+    assert data["rates"]["opens_unique"] == 40.0
     assert data["unsubscribes"] == {"one-click": 1, "sendgrid group": 1}
     stories = {item["title"][:24]: (item["unique"], item["total"]) for item in data["stories"]}
     assert stories["Iranians hold rallies to"] == (2, 3)
@@ -129,3 +130,44 @@ def test_the_preview_links_to_the_results_once_there_are_some(reported: Path) ->
         assert answer.status_code == (200 if expected else 404)
         if expected:
             assert "data-unique-clicks" in answer.text and "<svg" in answer.text
+
+
+def test_rates_never_pass_100_percent_when_delivered_events_are_missing(
+    tmp_path: Path, sendgrid_stub: SendGridStub
+) -> None:
+    """An account that posts only opens and clicks; a test send's events count for nobody."""
+    import time
+
+    import httpx
+
+    from newsletter.config import load_settings
+    from tests.report.conftest import LEAD, UTM, _event
+    from tests.web._server import serve
+    from tests.web._signing import SigningKey, body_of
+
+    root = sample_workspace(tmp_path / "ws")
+    key = SigningKey()
+    stub_env(root, sendgrid_stub.url)
+    with (root / ".env").open("a", encoding="utf-8") as env:
+        env.write(f"SENDGRID_WEBHOOK_PUBLIC_KEY={key.public_key}\n")
+    add_subscribers(root, READERS[:4])
+    assert run(root, "send", "sample", "--yes", "--no-sync").exit_code == 0
+    now = time.time()
+    events = [_event(who, "open", now, sg_machine_open=False) for who in READERS[:3]]
+    events.append(_event(READERS[0], "click", now, url=f"{LEAD}?{UTM}"))
+    events.append(_event(READERS[0], "delivered", now))
+    events.append(
+        {**_event("editor@example.org", "click", now, url=f"{LEAD}?{UTM}"), "test": "true"}
+    )
+    with serve(load_settings(root)) as base:
+        body = body_of(events)
+        assert httpx.post(
+            f"{base}/webhooks/sendgrid", content=body, headers=key.sign(body)
+        ).is_success
+    data = json.loads(run(root, "report", "sample", "--json").stdout)
+    assert data["rates_of"] == "sent"
+    assert data["rates"]["opens_unique"] == 75.0  # 3 of the 4 sent, not 300% of 1 delivered
+    assert data["clicks_unique"] == 1  # the editor's test-send click counts for no issue
+    assert all(rate is None or rate <= 100 for rate in data["rates"].values())
+    table = run(root, "report", "sample").stdout
+    assert "rates are of sent" in table

@@ -97,13 +97,46 @@ def test_archive_into_a_file_or_a_missing_parent_is_one_line(tmp_path: Path) -> 
     root = sample_workspace(tmp_path / "ws")
     (tmp_path / "file").write_text("x")
     for target, said in (
-        (tmp_path / "file", "is a file"),
+        (tmp_path / "file", "it is a file"),
         (tmp_path / "missing" / "site", "does not exist"),
     ):
         outcome = run(root, "archive", str(target))
         assert outcome.exit_code == 1
         (line,) = outcome.stderr.splitlines()
-        assert line.startswith("error: DIR: ") and said in line
+        assert line.startswith(f"error: {target}: ") and said in line
     empty = run(root, "archive", str(tmp_path / "empty"))
     assert empty.exit_code == 0
     assert "archive of 0 issues" in empty.stdout
+
+
+def test_the_static_archive_is_readable_by_a_web_server(
+    tmp_path: Path, sendgrid_stub: SendGridStub
+) -> None:
+    import os
+
+    root = sample_workspace(tmp_path / "ws")
+    _sent_two_and_rehearsed_one(root, sendgrid_stub)
+    previous = os.umask(0o022)
+    try:
+        assert run(root, "archive", str(tmp_path / "site")).exit_code == 0
+    finally:
+        os.umask(previous)
+    for path in (tmp_path / "site").rglob("*.*"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+    # The outbox's files name their reader: they stay private.
+    for path in (root / "outbox" / "rehearsal").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_archive_never_writes_into_a_folder_of_other_files(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    busy = tmp_path / "website"
+    busy.mkdir()
+    (busy / "index.html").write_text("<h1>my site</h1>")
+    outcome = run(root, "archive", str(busy))
+    assert outcome.exit_code == 1
+    assert "holds other files and no archive written before" in outcome.stderr
+    assert (busy / "index.html").read_text() == "<h1>my site</h1>"
+    fresh = tmp_path / "archive"
+    assert run(root, "archive", str(fresh)).exit_code == 0
+    assert run(root, "archive", str(fresh)).exit_code == 0  # updated in place

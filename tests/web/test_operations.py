@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import pytest
 
 from newsletter.audience.unsubscribe import UnsubscribeLinks
 from newsletter.config import load_settings
@@ -107,3 +108,26 @@ def test_routes_live_under_the_path_of_the_base_url(tmp_path: Path) -> None:
         under = httpx.get(f"{base}/news/subscribe")
         outside = httpx.get(f"{base}/subscribe")
     assert under.status_code == 200 and outside.status_code == 404
+
+
+def test_a_client_that_leaves_mid_body_leaves_no_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    root = _workspace(tmp_path)
+    with serve(load_settings(root)) as base:
+        port = urlsplit(base).port
+        assert port is not None
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(
+                b"POST /subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 10\r\n\r\nab"
+            )
+        time.sleep(0.5)
+        assert httpx.get(f"{base}/healthz").status_code == 200
+    errors = [record for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]
+    assert errors == []
+    assert "Traceback" not in caplog.text

@@ -67,7 +67,7 @@ def test_signup_then_confirm_through_the_mailed_link(tmp_path: Path, browser: Br
         assert _status(root, "Dana.Reader@example.net") == "pending"
 
         # The confirmation message went through the configured backend (the outbox).
-        (eml_path,) = (root / "outbox" / "confirmations").glob("*.eml")
+        (eml_path,) = (root / "outbox" / "_confirmations").glob("*.eml")
         message = email.message_from_bytes(eml_path.read_bytes(), policy=email.policy.default)
         assert message["To"] == "Dana Reader <Dana.Reader@example.net>"
         assert isinstance(message, EmailMessage)

@@ -18,7 +18,7 @@ from tests._cli import run
 from tests._workspace import add_subscribers, sample_workspace, write_csv
 from tests.web._server import serve
 
-CONFIRMATIONS = Path("outbox") / "confirmations"
+CONFIRMATIONS = Path("outbox") / "_confirmations"
 
 
 def _workspace(tmp_path: Path, web: str = "") -> Path:
@@ -163,7 +163,9 @@ def test_rate_limits_per_ip_and_per_address(tmp_path: Path) -> None:
     root = _workspace(tmp_path, "signups_per_hour_per_ip = 4\nsignups_per_hour_per_address = 2")
     with serve(load_settings(root)) as base, httpx.Client() as client:
         same = [_sign_up(client, base, "ann@example.org").status_code for _ in range(3)]
-        others = [_sign_up(client, base, f"user{i}@example.org").status_code for i in range(3)]
+        answers = [_sign_up(client, base, f"user{i}@example.org") for i in range(3)]
+        others = [answer.status_code for answer in answers]
+        assert answers[-1].headers["retry-after"] == "3600"
     assert same == [200, 200, 200]  # the third is answered alike but mails nothing
     assert others == [200, 200, 429]
     assert [key for key, _ in _signups(root)] == [

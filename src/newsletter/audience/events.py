@@ -123,7 +123,9 @@ def read_event(item: Any) -> Event:
         email=email.strip(),
         email_key=lookup_key(email),
         sg_event_id=_text(item, "sg_event_id"),
-        issue=_text(item, "issue"),  # SendGrid flattens custom_args into the event
+        # SendGrid flattens custom_args into the event; a `send --test` message is no
+        # reader's copy of the issue, so its events count for no issue.
+        issue=None if str(item.get("test", "")).lower() == "true" else _text(item, "issue"),
         occurred=occurred,
         url=_text(item, "url") if name == "click" else None,
         reason=_text(item, "reason"),

@@ -52,27 +52,21 @@ def issues(
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in (
-        "ISSUE",
-        "DATE",
-        "SUBJECT",
-        "STATE",
-        "RECIPIENTS",
-        "DELIVERED",
-        "CLICKS",
-        "UNSUBS",
-    ):
+    numbers = ("RECIPIENTS", "DELIVERED", "CLICKS", "UNSUBS")
+    widths = {"SUBJECT": 40, "STATE": 44}
+    for column in ("ISSUE", "DATE", "SUBJECT", "STATE", *numbers):
         table.add_column(
             column,
-            justify="right"
-            if column in {"RECIPIENTS", "DELIVERED", "CLICKS", "UNSUBS"}
-            else "left",
+            justify="right" if column in numbers else "left",
+            no_wrap=True,
+            overflow="ellipsis",  # one line per issue, cut with … where it is too long
+            max_width=widths.get(column),
         )
     for line in lines:
         table.add_row(
             line.slug,
             line.date or "",
-            (line.subject or "")[:50],
+            line.subject or "",
             line.state,
             f"{line.recipients:,}" if line.recipients else "",
             _percent(line.delivered_pct),
@@ -130,7 +124,12 @@ def report(
         info(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         _print_report(data)
-    if not results.has_events and not from_sendgrid:
+    if loaded.rehearsal_only:
+        warn(
+            "this issue went to the outbox only (a rehearsal): no reader got it, so no "
+            "delivery, open or click will ever be reported"
+        )
+    elif not results.has_events and not from_sendgrid:
         warn(
             "no SendGrid events for this issue yet: only the ledger's count is shown (events "
             "arrive through `newsletter serve` at /webhooks/sendgrid; `--from-sendgrid` reads "
@@ -180,7 +179,7 @@ def _print_category_stats(console: Console, stats: dict[str, Any]) -> None:
 def _print_results(console: Console, data: dict[str, Any]) -> None:
     from rich.table import Table
 
-    rates = data["rates_of_delivered"]
+    rates = data["rates"]
     summary = Table(box=None, pad_edge=False, show_header=False)
     summary.add_column()
     summary.add_column(justify="right")
@@ -202,6 +201,11 @@ def _print_results(console: Console, data: dict[str, Any]) -> None:
     for label, count, rate in rows:
         summary.add_row(label, "" if count is None else f"{count:,}", _percent(rate))
     console.print(summary)
+    if data["has_events"] and data["rates_of"] == "sent":
+        console.print(
+            "rates are of sent: SendGrid posted fewer 'delivered' events than people who "
+            "opened or clicked (turn on every event kind in its Event Webhook settings)"
+        )
     if data["unsubscribes"]:
         ways = ", ".join(f"{how} {n}" for how, n in sorted(data["unsubscribes"].items()))
         console.print(f"unsubscribes by way: {ways}")

@@ -50,7 +50,9 @@ def serve(
 def archive(
     ctx: typer.Context,
     directory: Path = typer.Argument(
-        ..., metavar="DIR", help="Folder to write the static archive into (created if missing)."
+        ...,
+        metavar="DIR",
+        help="Folder for the static archive: new, empty, or written by this before.",
     ),
 ) -> None:
     """Write the archive of every issue that went out as a static site into DIR.

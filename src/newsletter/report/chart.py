@@ -18,6 +18,7 @@ def hourly_svg(opens: list[int], clicks: list[int]) -> str:
         axes.bar([h - 0.22 for h in hours], opens, width=0.44, color="#60a5fa", label="opens")
         axes.bar([h + 0.22 for h in hours], clicks, width=0.44, color="#0b4f8a", label="clicks")
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_ylim(bottom=0, top=max([*opens, *clicks, 1]) * 1.1)
         axes.set_xlim(-0.5, len(opens) - 0.5)
         axes.set_xticks(list(range(0, len(opens) + 1, 6)))
         axes.set_xlabel("hours after the issue went out")

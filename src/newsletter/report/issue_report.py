@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 from newsletter.config import Settings
 from newsletter.db import open_database
 from newsletter.deliver.backends import uncounted_rehearsals
+from newsletter.deliver.ledger_view import LedgerView
 from newsletter.errors import UserError
 from newsletter.files import atomic_write
 from newsletter.issue.file import load_issue
 from newsletter.issue.model import ISSUE_FILE, check_slug
 from newsletter.report.links import LinkMap
+from newsletter.report.overview import rehearsal_only
 from newsletter.report.results import IssueResults, issue_results
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ class Report:
     subject: str
     results: IssueResults
     links: LinkMap
+    rehearsal_only: bool = False  # sent to the outbox only: no delivery events will come
     sendgrid: CategoryStats | None = None  # with --from-sendgrid
 
 
@@ -33,29 +36,30 @@ def load_report(
     settings: Settings, slug: str, *, per_hour: bool = False, from_sendgrid: bool = False
 ) -> Report:
     check_slug(slug)
-    issue = load_issue(settings.issue_dir(slug) / ISSUE_FILE)
-    newsletter = settings.file.newsletter
-    links = LinkMap(
-        issue, f"{newsletter.web_base_url.rstrip('/')}/{slug}/", newsletter.unsubscribe_url
-    )
+    rehearsals = uncounted_rehearsals(settings)
     conn = open_database(settings.database_path, scan=False)  # reads only
     try:
-        results = issue_results(
-            conn, slug, links, uncounted_rehearsals(settings), per_hour=per_hour
+        view = LedgerView(conn)
+        if not view.sent(slug, rehearsals):  # before the issue file: a draft may not load
+            raise UserError(
+                f"issue {slug!r} was never sent (an outbox rehearsal does not count)",
+                fix="`newsletter issues` lists every issue and what became of it",
+            )
+        issue = load_issue(settings.issue_dir(slug) / ISSUE_FILE)
+        newsletter = settings.file.newsletter
+        links = LinkMap(
+            issue, f"{newsletter.web_base_url.rstrip('/')}/{slug}/", newsletter.unsubscribe_url
         )
+        results = issue_results(conn, slug, links, rehearsals, per_hour=per_hour)
+        outbox_only = rehearsal_only(view, slug)
     finally:
         conn.close()
-    if not results.sent:
-        raise UserError(
-            f"issue {slug!r} was never sent (an outbox rehearsal does not count)",
-            fix="`newsletter issues` lists every issue and what became of it",
-        )
     sendgrid = None
     if from_sendgrid:
         from newsletter.report.category_stats import read_category_stats
 
         sendgrid = read_category_stats(settings, slug, results.first_sent)
-    return Report(slug, issue.subject, results, links, sendgrid)
+    return Report(slug, issue.subject, results, links, outbox_only, sendgrid)
 
 
 def email_as_sent(settings: Settings, slug: str) -> str:
@@ -69,11 +73,12 @@ def email_as_sent(settings: Settings, slug: str) -> str:
 
 
 def write_report_page(settings: Settings, report: Report, target: Path) -> None:
-    if target.is_dir():
+    if not target.name or target.is_dir():
         raise UserError(f"{target} is a folder", where="--html", fix="give a file name")
     if not target.parent.is_dir():
+        what = "is a file" if target.parent.exists() else "does not exist"
         raise UserError(
-            f"the folder {target.parent} does not exist", where="--html", fix="create it first"
+            f"the folder {target.parent} {what}", where="--html", fix="give a path in a folder"
         )
     page = results_page_of(settings, report)
     try:

@@ -10,7 +10,7 @@ from typing import Any
 from newsletter.build.checks import errors as errors_in
 from newsletter.build.output import make_build
 from newsletter.config import Settings
-from newsletter.deliver.backends import uncounted_rehearsals
+from newsletter.deliver.backends import rehearsal_backends, uncounted_rehearsals
 from newsletter.deliver.ledger_view import LedgerView
 from newsletter.errors import NewsletterError
 from newsletter.issue.file import load_issue
@@ -54,13 +54,15 @@ def _line(
         issue = load_issue(settings.issue_dir(slug) / ISSUE_FILE)
         subject, date = issue.subject, issue.date.isoformat()
     except NewsletterError as error:
-        problem = f"issue.yaml does not load: {error.what}"
+        problem = f"draft, not ready: {error.what}"
     view = LedgerView(conn)
     counts = view.counts(slug, rehearsals=rehearsals)
     recipients = sum(n for state, n in counts.items() if state != "skipped")
     reached = counts.get("sent", 0) + counts.get("unknown", 0) + counts.get("failed", 0)
     if reached:
         state = _sent_state(counts, view.first_sent(slug, rehearsals))
+        if rehearsal_only(view, slug):
+            state = state.replace("sent on", "sent to the outbox on", 1)
     elif (planned := get_schedule(conn, slug)) is not None:
         state = f"scheduled for {planned.describe()}"
     elif problem is not None:
@@ -79,6 +81,12 @@ def _line(
         round(100 * clickers / delivered, 1) if delivered else None,
         unsubscribes,
     )
+
+
+def rehearsal_only(view: LedgerView, slug: str) -> bool:
+    """Everything the ledger sent of the issue went to a rehearsal backend (the outbox)."""
+    by_backend = view.sent_by_backend(slug)
+    return bool(by_backend) and set(by_backend) <= set(rehearsal_backends())
 
 
 def _sent_state(counts: dict[str, int], first: str | None) -> str:

@@ -82,7 +82,11 @@ def report_html(subject: str, email_html: str, results: IssueResults, links: Lin
         undefined=jinja2.StrictUndefined,
     )
     opened = results.opens_unique + results.opens_machine_only
-    of_sent = round(100 * results.delivered / results.sent, 1) if results.sent else None
+    of_sent = (
+        round(100 * results.delivered / results.sent, 1)
+        if results.sent and results.has_events
+        else None
+    )
     steps = [
         ("sent", results.sent, None),
         ("delivered", results.delivered, of_sent),
@@ -100,4 +104,15 @@ def report_html(subject: str, email_html: str, results: IssueResults, links: Lin
         others=results.other_links,
         email=annotated_email(email_html, results, links),
         caveat=MACHINE_OPEN_CAVEAT,
+        rates_of=results.rates_of,
+        has_events=results.has_events,
+        problems=[
+            ("deferred", results.deferred),
+            ("bounced (hard)", results.bounced_hard),
+            ("bounced (soft)", results.bounced_soft),
+            ("dropped", results.dropped),
+            ("spam reports", results.spam_reports),
+            *((f"unsubscribed ({way})", n) for way, n in sorted(results.unsubscribes.items())),
+        ],
+        rate=results.rate,
     )

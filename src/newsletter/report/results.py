@@ -55,9 +55,18 @@ class IssueResults:
     opens_per_hour: list[int] = field(default_factory=lambda: [0] * HOURS)
     clicks_per_hour: list[int] = field(default_factory=lambda: [0] * HOURS)
 
+    @property
+    def rates_of(self) -> str:
+        """What rates are percentages of: delivered, or sent when SendGrid's delivered
+        events do not cover everyone who opened or clicked (an account that posts only
+        some kinds of event), so that no rate can pass 100%."""
+        engaged = max(self.opens_unique + self.opens_machine_only, self.clicks_unique)
+        return "delivered" if self.delivered and self.delivered >= engaged else "sent"
+
     def rate(self, count: int) -> float | None:
-        """`count` as a percentage of delivered (None before anything was delivered)."""
-        return round(100 * count / self.delivered, 1) if self.delivered else None
+        """`count` as a percentage of `rates_of` (None before anything went out)."""
+        base = self.delivered if self.rates_of == "delivered" else self.sent
+        return round(100 * count / base, 1) if base else None
 
     @property
     def click_to_open(self) -> float | None:
@@ -68,7 +77,8 @@ class IssueResults:
         data = asdict(self)
         if not any(self.opens_per_hour) and not any(self.clicks_per_hour):
             del data["opens_per_hour"], data["clicks_per_hour"]  # only with the page
-        data["rates_of_delivered"] = {
+        data["rates_of"] = self.rates_of
+        data["rates"] = {
             name: self.rate(getattr(self, name))
             for name in (
                 "deferred",
@@ -81,7 +91,7 @@ class IssueResults:
                 "clicks_unique",
             )
         }
-        data["rates_of_delivered"]["unsubscribes"] = self.rate(sum(self.unsubscribes.values()))
+        data["rates"]["unsubscribes"] = self.rate(sum(self.unsubscribes.values()))
         data["delivered_of_sent"] = (
             round(100 * self.delivered / self.sent, 1) if self.sent else None
         )

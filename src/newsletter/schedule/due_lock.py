@@ -59,7 +59,7 @@ def _write_owner(settings: Settings, now: dt.datetime) -> None:
     owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": now.isoformat()}
     path = settings.workspace / LOCK_OWNER_FILE
     try:
-        atomic_write(path, json.dumps(owner), sync=False)
+        atomic_write(path, json.dumps(owner), sync=False, private=True)
     except OSError as exc:
         log.warning("could not write %s (%s)", path, exc)
 

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
@@ -71,6 +71,8 @@ def create_app(
             # Raised by Guard's receive for a body without Content-Length that grows too
             # large; without this handler Starlette's outer error layer answered 500.
             BodyTooLarge: _too_large,
+            # The client left before its body arrived: nobody to answer, nothing to log.
+            ClientDisconnect: _client_gone,
             NewsletterError: _unavailable,
             sqlite3.Error: _unavailable,
             Exception: _server_error,
@@ -121,6 +123,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
     response.headers.update(headers)
     return response
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    log.info(
+        "%s %s: the client disconnected before its request body arrived",
+        request.method,
+        request.url.path,
+    )
+    return PlainTextResponse("", status_code=400)
 
 
 async def _too_large(request: Request, exc: Exception) -> Response:

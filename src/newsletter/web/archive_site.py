@@ -14,12 +14,18 @@ from newsletter.web.archive import atom_feed, index_html, published
 def write_archive(settings: Settings, target: Path) -> int:
     """Write index.html, feed.xml and SLUG/index.html into `target`; return the issue count."""
     if target.exists() and not target.is_dir():
-        raise UserError(f"{target} is a file", where="DIR", fix="give a folder to write into")
+        raise UserError("it is a file", where=target, fix="give a folder to write into")
     if not target.parent.is_dir():
         raise UserError(
             f"the folder {target.parent} does not exist",
-            where="DIR",
+            where=target,
             fix="create it first, or give a folder inside an existing one",
+        )
+    if target.is_dir() and any(target.iterdir()) and not _an_archive(target):
+        raise UserError(
+            "the folder holds other files and no archive written before",
+            where=target,
+            fix="give a new or empty folder (or one `newsletter archive` wrote)",
         )
     conn = open_database(settings.database_path)
     try:
@@ -41,3 +47,9 @@ def write_archive(settings: Settings, target: Path) -> int:
             fix="check the folder's permissions and free space",
         ) from None
     return len(issues)
+
+
+def _an_archive(folder: Path) -> bool:
+    """A folder this command wrote before (it is updated in place)."""
+    feed = folder / "feed.xml"
+    return (folder / "index.html").is_file() and feed.is_file() and b"<feed" in feed.read_bytes()

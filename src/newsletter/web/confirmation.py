@@ -9,7 +9,7 @@ from newsletter.errors import DeliveryError
 from newsletter.web.context import WebContext
 from newsletter.web.pages import render
 
-CONFIRMATION_ISSUE = "confirmations"  # the outbox folder, and SendGrid's custom_args issue
+CONFIRMATION_ISSUE = "_confirmations"  # never an issue slug: the outbox folder, custom_args issue
 TOKEN_PURPOSE = "confirm"
 CONFIRM_DAYS = 7
 

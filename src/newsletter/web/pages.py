@@ -45,6 +45,19 @@ def page(
 
 
 def message_page(
-    settings: Settings, title: str, *paragraphs: str, status: int = 200, error: bool = False
+    settings: Settings,
+    title: str,
+    *paragraphs: str,
+    status: int = 200,
+    error: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    return page(settings, "message.html", status, title=title, paragraphs=paragraphs, error=error)
+    return page(
+        settings,
+        "message.html",
+        status,
+        headers,
+        title=title,
+        paragraphs=paragraphs,
+        error=error,
+    )

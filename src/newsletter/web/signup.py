@@ -109,6 +109,7 @@ async def subscribe(request: Request) -> Response:
             "Too many signups came from your network in the last hour. Please try again later.",
             status=429,
             error=True,
+            headers={"retry-after": "3600"},
         )
     return _check_your_inbox(context)
 

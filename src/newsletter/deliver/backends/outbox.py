@@ -67,7 +67,7 @@ class OutboxBackend:
                 data = mime_message(message, recipient).as_bytes()
                 self.timings["build"] += time.perf_counter() - started
                 started = time.perf_counter()
-                atomic_write(folder / file_name(recipient.email), data, sync=False)
+                atomic_write(folder / file_name(recipient.email), data, sync=False, private=True)
                 self.requests += 1
                 written += 1
                 self.timings["io"] += time.perf_counter() - started
