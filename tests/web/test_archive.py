@@ -47,12 +47,15 @@ def test_the_archive_lists_what_went_out_newest_first(
         bare = httpx.get(f"{base}/archive", follow_redirects=False)
         issue = httpx.get(f"{base}/archive/second/")
         feed = httpx.get(f"{base}/archive/feed.xml")
+        static_link = httpx.get(f"{base}/archive/second/index.html")
         missing = [httpx.get(f"{base}/archive/{slug}/") for slug in ("rehearsal", "nope", "..")]
     assert index.status_code == 200
     assert index.text.index("Second &amp; &#34;last&#34; issue") < index.text.index(
         "Albania raid on Ashraf 3 sparks"
     )
     assert "rehearsal/" not in index.text  # an outbox rehearsal reached nobody
+    assert "noindex" not in index.text  # the archive is public, unlike the personal pages
+    assert static_link.status_code == 200  # the static copy's links work on the server too
     assert bare.status_code == 308 and bare.headers["location"] == "archive/"
     assert issue.status_code == 200
     assert issue.content == (root / "build" / "second" / "web.html").read_bytes()

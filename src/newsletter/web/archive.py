@@ -74,6 +74,7 @@ def index_html(settings: Settings, issues: list[Published], *, static: bool) -> 
         settings,
         "archive_index.html",
         title=f"{settings.file.newsletter.name}: the archive",
+        indexable=True,  # the archive is public; the personal pages are noindex
         issues=[_linked(item, static) for item in issues],
         feed_url="feed.xml",
         subscribe_url=settings.file.newsletter.subscribe_url,

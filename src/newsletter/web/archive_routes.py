@@ -76,5 +76,6 @@ routes = [
     Route("/archive/", index, methods=["GET"]),
     Route("/archive/feed.xml", feed, methods=["GET"]),
     Route("/archive/{slug}/", issue, methods=["GET"]),
+    Route("/archive/{slug}/index.html", issue, methods=["GET"]),  # as the static copy links
     Route("/archive/{slug}", to_issue, methods=["GET"]),
 ]
