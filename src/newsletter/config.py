@@ -408,7 +408,12 @@ def _check_host(host: str, where: str | Path) -> None:
     try:
         parts = urlsplit(host)
         parts.port  # noqa: B018 - reading it validates the port
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        # "http://host:" (a port left out) parses, but fails at the first request.
+        valid = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and not parts.netloc.endswith(":")
+        )
     except ValueError:
         valid = False
     if not valid or not host.isascii() or any(c.isspace() for c in host):

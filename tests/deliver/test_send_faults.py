@@ -86,7 +86,9 @@ def test_a_key_that_cannot_be_a_header_is_refused_before_anything_is_claimed(
     assert set(_states(root).values()) <= {"pending"}
 
 
-@pytest.mark.parametrize("host", ["notaurl", "http://[::1", "ftp://api.sendgrid.com"])
+@pytest.mark.parametrize(
+    "host", ["notaurl", "http://[::1", "ftp://api.sendgrid.com", "http://127.0.0.1:"]
+)
 def test_a_host_that_is_not_an_http_url_is_refused_when_settings_are_read(
     tmp_path: Path, host: str
 ) -> None:

@@ -216,7 +216,12 @@ def list_(
             if subscriber.name:
                 line = f"{line}  {subscriber.name}"
             if subscriber.status != "active":
-                why = subscriber.status_reason or "no reason recorded"
+                fallback = (
+                    "signed up, not confirmed yet"
+                    if subscriber.status == "pending"
+                    else "no reason recorded"
+                )
+                why = subscriber.status_reason or fallback
                 line = f"{line}  ({why}, {subscriber.updated[:10]})"
             info(line)
 

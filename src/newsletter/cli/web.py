@@ -16,7 +16,13 @@ def serve(
         "127.0.0.1", "--host", metavar="HOST", help="Address to listen on (0.0.0.0: all)."
     ),
     port: int = typer.Option(
-        8080, "--port", "-p", metavar="PORT", min=0, max=65535, help="Port to listen on."
+        8080,
+        "--port",
+        "-p",
+        metavar="PORT",
+        min=0,
+        max=65535,
+        help="Port to listen on (0: any free one).",
     ),
 ) -> None:
     """Serve the reader's side behind your reverse proxy at [web] base_url.
