@@ -181,17 +181,23 @@ def test_a_partial_send_is_resumed_by_the_next_run(settings: Settings) -> None:
     assert counts(settings, "a") == {"sent": 5}
 
 
-def test_a_run_killed_mid_batch_resumes_and_leaves_that_batch_unknown(
-    settings: Settings,
-) -> None:
+def _killed_after_claiming(settings: Settings, size: int) -> None:
+    """Issue "a" planned, then a run that claimed `size` recipients and was SIGKILLed
+    before its request's answer: those rows stay `sending`."""
     plan(settings, "a", "2026-12-01 08:00")
     conn = open_database(settings.database_path)
     try:
         ledger = Ledger(conn)
         ledger.prepare("a")
-        assert ledger.claim_batch("a", 2) is not None  # then SIGKILL: rows stay `sending`
+        assert ledger.claim_batch("a", size) is not None
     finally:
         conn.close()
+
+
+def test_a_run_killed_mid_batch_resumes_and_leaves_that_batch_unknown(
+    settings: Settings,
+) -> None:
+    _killed_after_claiming(settings, 2)
     result = run_due(settings, DUE, send=FakeSender())
     # Not complete: the exit code says so, and the line says what to do.
     assert result.exit_code is ExitCode.PARTLY_FAILED
@@ -206,14 +212,7 @@ def test_a_run_killed_mid_batch_resumes_and_leaves_that_batch_unknown(
 def test_a_run_that_finds_only_unknown_recipients_left_is_not_a_success(
     settings: Settings,
 ) -> None:
-    plan(settings, "a", "2026-12-01 08:00")
-    conn = open_database(settings.database_path)
-    try:
-        ledger = Ledger(conn)
-        ledger.prepare("a")
-        assert ledger.claim_batch("a", 5) is not None  # everyone, then SIGKILL
-    finally:
-        conn.close()
+    _killed_after_claiming(settings, 5)  # everyone
 
     result = run_due(settings, DUE, send=FakeSender())
 
