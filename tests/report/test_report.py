@@ -171,3 +171,10 @@ def test_rates_never_pass_100_percent_when_delivered_events_are_missing(
     assert all(rate is None or rate <= 100 for rate in data["rates"].values())
     table = run(root, "report", "sample").stdout
     assert "rates are of sent" in table
+
+
+def test_the_chart_is_the_same_for_the_same_numbers() -> None:
+    from newsletter.report.chart import hourly_svg
+
+    opens, clicks = [3, 1, *[0] * 70], [1, *[0] * 71]
+    assert hourly_svg(opens, clicks) == hourly_svg(opens, clicks)
