@@ -178,3 +178,49 @@ def test_the_chart_is_the_same_for_the_same_numbers() -> None:
 
     opens, clicks = [3, 1, *[0] * 70], [1, *[0] * 71]
     assert hourly_svg(opens, clicks) == hourly_svg(opens, clicks)
+
+
+def test_each_reader_who_left_counts_once_under_the_way_they_left(reported: Path) -> None:
+    """A group unsubscribe after a one-click one changes nobody and adds no record."""
+    import time
+
+    from newsletter.audience.events import read_events, store_events
+    from newsletter.db import open_database
+    from tests.report.conftest import _event
+
+    conn = open_database(reported / "newsletter.db")
+    try:
+        events, bad = read_events(
+            [
+                _event(READERS[1], "group_unsubscribe", time.time(), asm_group_id=42),
+                _event(READERS[2], "unsubscribe", time.time()),
+            ]
+        )
+        assert bad == 0
+        store_events(conn, events, time.time())
+    finally:
+        conn.close()
+    data = json.loads(run(reported, "report", "sample", "--json").stdout)
+    assert data["unsubscribes"] == {"one-click": 1, "sendgrid group": 1, "sendgrid": 1}
+    assert data["unsubscribed"] == 3
+
+
+def test_a_badge_is_never_a_false_zero_for_a_link_that_is_not_a_story() -> None:
+    from newsletter.report.page import _badge_for
+    from newsletter.report.results import IssueResults, LinkClicks
+
+    results = IssueResults("x", 10, None)
+    results.clicks_total = 4
+    results.other_links = [LinkClicks("https://sponsor.example.com/", "other", None, None, 2, 4)]
+
+    class NoStories:
+        def story(self, url: str) -> None:
+            return None
+
+        def kind(self, url: str) -> str:
+            return "other"
+
+    sponsor = _badge_for("https://sponsor.example.com/?utm_source=x", results, NoStories())  # type: ignore[arg-type]
+    unknown = _badge_for("https://elsewhere.example.com/", results, NoStories())  # type: ignore[arg-type]
+    assert sponsor is not None and (sponsor.unique, sponsor.share) == (2, 100.0)
+    assert unknown is None

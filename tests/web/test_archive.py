@@ -143,3 +143,47 @@ def test_archive_never_writes_into_a_folder_of_other_files(tmp_path: Path) -> No
     fresh = tmp_path / "archive"
     assert run(root, "archive", str(fresh)).exit_code == 0
     assert run(root, "archive", str(fresh)).exit_code == 0  # updated in place
+
+
+def test_no_slug_can_redirect_to_another_site(tmp_path: Path) -> None:
+    root = sample_workspace(tmp_path / "ws")
+    with serve(load_settings(root)) as base:
+        evil = [
+            httpx.get(f"{base}/archive/{slug}", follow_redirects=False)
+            for slug in ("https:evil.com", "http:evil.com", "%2F%2Fevil.com", "..")
+        ]
+        fine = httpx.get(f"{base}/archive/sample", follow_redirects=False)
+    for answer in evil:
+        assert answer.status_code == 404, answer.headers
+        assert "location" not in answer.headers
+    assert fine.status_code == 308 and fine.headers["location"] == "/archive/sample/"
+
+
+def test_an_issue_sendgrid_still_holds_is_not_in_the_archive_yet(
+    tmp_path: Path, sendgrid_stub: SendGridStub
+) -> None:
+    import datetime as dt
+    import sqlite3
+
+    root = sample_workspace(tmp_path / "ws")
+    _sent_two_and_rehearsed_one(root, sendgrid_stub)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=40)
+    conn = sqlite3.connect(root / "newsletter.db")
+    with conn:  # as a hand-over to SendGrid leaves it: batches sent, SendGrid holds them
+        conn.execute(
+            "INSERT INTO schedules (issue, send_at_utc, tz, created) VALUES (?, ?, 'UTC', ?)",
+            ("second", later.isoformat(), later.isoformat()),
+        )
+        conn.execute(
+            "INSERT INTO sendgrid_batches (issue, batch_id, send_at, state, updated) "
+            "VALUES ('second', 'b1', ?, 'submitted', ?)",
+            (int(later.timestamp()), later.isoformat()),
+        )
+    conn.close()
+    with serve(load_settings(root)) as base:
+        index = httpx.get(f"{base}/archive/").text
+        held = httpx.get(f"{base}/archive/second/")
+        feed = httpx.get(f"{base}/archive/feed.xml").text
+    assert "second/" not in index and held.status_code == 404
+    assert "/archive/second/" not in feed
+    assert "sample/" in index

@@ -195,3 +195,27 @@ def test_a_confirmation_link_expires_after_a_week(tmp_path: Path) -> None:
 def test_wrong_methods_are_refused(tmp_path: Path, path: str) -> None:
     with serve(load_settings(_workspace(tmp_path))) as base:
         assert httpx.delete(base + path).status_code == 405
+
+
+def test_an_old_confirmation_link_never_reactivates_an_address_that_bounced(
+    tmp_path: Path,
+) -> None:
+    root = _workspace(tmp_path)
+    with serve(load_settings(root)) as base, httpx.Client() as client:
+        _sign_up(client, base, "gone@example.org")
+        link = _confirm_link(root, "gone@example.org")
+        page = client.get(base + link)
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        assert client.post(base + link, data={"csrf": token.group(1)}).status_code == 200
+        assert _statuses(root)["gone@example.org"] == "active"
+        conn = sqlite3.connect(root / "newsletter.db")
+        with conn:  # a later issue hard-bounced (as the webhook records it)
+            conn.execute("UPDATE subscribers SET status = 'bounced'")
+        conn.close()
+        page = client.get(base + link)
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        again = client.post(base + link, data={"csrf": token.group(1)})
+    assert again.status_code == 409 and "cannot be subscribed through this link" in again.text
+    assert _statuses(root)["gone@example.org"] == "bounced"

@@ -91,14 +91,15 @@ def record_signup(
 def confirm_signup(conn: sqlite3.Connection, address: str, ip: str | None) -> bool:
     """The reader confirmed through the link mailed to them: active from now on.
 
-    False when there is nothing to confirm (no such subscriber, or one who complained).
+    False when there is nothing to confirm (no such subscriber, or one who complained or
+    bounced since).
     """
     key = lookup_key(address)
     now = utc_now()
     with transaction(conn):
         row = conn.execute("SELECT status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
-        if row is None or row[0] == Status.COMPLAINED:
-            return False
+        if row is None or row[0] in (Status.COMPLAINED, Status.BOUNCED):
+            return False  # an old link must not re-activate an address that bounced
         if row[0] != Status.ACTIVE:
             conn.execute(
                 "UPDATE subscribers SET status = 'active', status_reason = NULL, updated = ? "

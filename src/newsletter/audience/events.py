@@ -208,9 +208,14 @@ def _apply(conn: sqlite3.Connection, batch: Iterable[Event], now: str) -> int:
             conn.execute(
                 "INSERT INTO consent (email_key, action, method, issue, ip, form, created) "
                 "VALUES (?, 'unsubscribe', ?, ?, ?, NULL, ?)",
-                (event.email_key, CONSENT_METHOD, event.issue, event.ip, now),
+                (event.email_key, _consent_method(event.event), event.issue, event.ip, now),
             )
     return changed
+
+
+def _consent_method(event: str) -> str:
+    """How the reader left, as reports tell it: SendGrid's own link, or its group page."""
+    return f"{CONSENT_METHOD} group" if event == "group_unsubscribe" else CONSENT_METHOD
 
 
 def _text(item: dict[str, Any], key: str) -> str | None:

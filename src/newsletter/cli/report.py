@@ -192,7 +192,7 @@ def _print_results(console: Console, data: dict[str, Any]) -> None:
         ("bounced (soft)", data["bounced_soft"], rates["bounced_soft"]),
         ("dropped", data["dropped"], rates["dropped"]),
         ("spam reports", data["spam_reports"], rates["spam_reports"]),
-        ("unsubscribes", sum(data["unsubscribes"].values()), rates["unsubscribes"]),
+        ("unsubscribes", data["unsubscribed"], rates["unsubscribes"]),
         ("unique opens (people)", data["opens_unique"], rates["opens_unique"]),
         ("machine opens only", data["opens_machine_only"], rates["opens_machine_only"]),
         ("unique clicks", data["clicks_unique"], rates["clicks_unique"]),

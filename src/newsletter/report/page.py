@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from newsletter.build.report_page import SAMPLE_VALUES, for_subscriber
 from newsletter.report.chart import hourly_svg
-from newsletter.report.links import LinkMap
+from newsletter.report.links import LinkMap, link_key
 from newsletter.report.results import MACHINE_OPEN_CAVEAT, IssueResults, LinkClicks
 
 BADGE_STYLE = (
@@ -61,16 +61,13 @@ def _badge_for(href: str, results: IssueResults, links: LinkMap) -> Badge | None
     elif href == SAMPLE_VALUES["unsubscribe_url"]:
         found = next((i for i in results.other_links if i.kind == "unsubscribe"), None)
     else:
+        key = link_key(href)
         found = next(
-            (
-                i
-                for i in results.other_links
-                if links.kind(i.url) == links.kind(href) and i.kind == "web version"
-            ),
+            (i for i in results.other_links if i.kind != "unsubscribe" and link_key(i.url) == key),
             None,
         )
     if found is None:
-        return Badge(0, 0, 0.0)
+        return None if story is None else Badge(0, 0, 0.0)  # no false zero for other links
     share = 100 * found.total / results.clicks_total if results.clicks_total else 0.0
     return Badge(found.unique, found.total, share)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from newsletter.deliver.ledger_view import LedgerView
 from newsletter.report.links import LinkMap, Story
+from newsletter.schedule.store import held_until
 
 HOURS = 72
 MACHINE_OPEN_CAVEAT = (
@@ -46,6 +47,7 @@ class IssueResults:
     dropped: int = 0
     spam_reports: int = 0
     unsubscribes: dict[str, int] = field(default_factory=dict)
+    unsubscribed: int = 0  # readers who left, each once whatever the ways
     opens_unique: int = 0
     opens_machine_only: int = 0
     clicks_unique: int = 0
@@ -91,7 +93,7 @@ class IssueResults:
                 "clicks_unique",
             )
         }
-        data["rates"]["unsubscribes"] = self.rate(sum(self.unsubscribes.values()))
+        data["rates"]["unsubscribes"] = self.rate(self.unsubscribed)
         data["delivered_of_sent"] = (
             round(100 * self.delivered / self.sent, 1) if self.sent else None
         )
@@ -112,6 +114,9 @@ def issue_results(
     view = LedgerView(conn)
     sent = view.sent(slug, rehearsals)
     first = view.first_sent(slug, rehearsals)
+    held = held_until(conn, slug)  # handed to SendGrid ahead: readers get it at send_at
+    if first is not None and held is not None:
+        first = max(dt.datetime.fromisoformat(first), held).isoformat()
     results = IssueResults(slug, sent, first)
     _deliveries(conn, slug, results)
     _opens(conn, slug, results)
@@ -252,25 +257,19 @@ def _story_clicks(story: Story, unique: int, total: int) -> LinkClicks:
 
 
 def _unsubscribes(conn: sqlite3.Connection, slug: str, results: IssueResults) -> None:
-    """By how: one-click, the page's button, SendGrid (its link or its group page)."""
+    """By how (one-click, page, SendGrid, SendGrid group), from the consent records: one
+    record per reader who left, so nobody counts twice whatever else arrived later."""
     for method, count in conn.execute(
         "SELECT method, count(DISTINCT email_key) FROM consent "
         "WHERE issue = ? AND action = 'unsubscribe' GROUP BY method",
         (slug,),
     ):
         results.unsubscribes[str(method)] = int(count)
-    (group,) = conn.execute(
-        "SELECT count(DISTINCT email_key) FROM events "
-        "WHERE issue = ? AND event = 'group_unsubscribe'",
+    (readers,) = conn.execute(
+        "SELECT count(DISTINCT email_key) FROM consent WHERE issue = ? AND action = 'unsubscribe'",
         (slug,),
     ).fetchone()
-    if group:
-        results.unsubscribes["sendgrid group"] = int(group)
-        sendgrid = results.unsubscribes.get("sendgrid", 0) - int(group)
-        if sendgrid > 0:
-            results.unsubscribes["sendgrid"] = sendgrid
-        else:
-            results.unsubscribes.pop("sendgrid", None)
+    results.unsubscribed = int(readers)
 
 
 def _per_hour(

@@ -125,6 +125,16 @@ def get_schedule(conn: sqlite3.Connection, slug: str) -> Schedule | None:
     return _schedule(row) if row else None
 
 
+def held_until(conn: sqlite3.Connection, slug: str) -> dt.datetime | None:
+    """When SendGrid sends an issue handed over to it (UTC); None for any other issue.
+
+    Its batches count as sent from the hand-over, up to an hour before readers get it:
+    the archive and the reports wait for this time.
+    """
+    item = get_schedule(conn, slug)
+    return item.send_at if item is not None and item.submitted else None
+
+
 def schedules(conn: sqlite3.Connection) -> list[Schedule]:
     rows = conn.execute(_SELECT + "ORDER BY s.send_at_utc, s.issue").fetchall()
     return [_schedule(row) for row in rows]

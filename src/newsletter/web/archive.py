@@ -19,6 +19,7 @@ from newsletter.deliver.ledger_view import LedgerView
 from newsletter.errors import NewsletterError
 from newsletter.issue.file import load_issue
 from newsletter.issue.model import ISSUE_FILE
+from newsletter.schedule.store import held_until
 from newsletter.web.pages import render
 
 WEB_FILE = "web.html"
@@ -49,10 +50,12 @@ def published(settings: Settings, conn: sqlite3.Connection) -> list[Published]:
     """The issues that went out and still have a web version, newest first."""
     rehearsals = rehearsal_backends()
     found = []
+    now = dt.datetime.now(dt.UTC)
     for slug, first in LedgerView(conn).went_out(rehearsals):
         web_html = settings.build_dir(slug) / WEB_FILE
-        if not web_html.is_file():
-            continue
+        held = held_until(conn, slug)
+        if not web_html.is_file() or (held is not None and held > now):
+            continue  # not built, or SendGrid still holds it until its time
         subject, summary, date = slug, "", None
         try:
             issue = load_issue(settings.issue_dir(slug) / ISSUE_FILE)
@@ -60,6 +63,8 @@ def published(settings: Settings, conn: sqlite3.Connection) -> list[Published]:
         except NewsletterError:
             pass  # the issue file was moved or broke after sending: its build still stands
         sent = dt.datetime.fromisoformat(first)
+        if held is not None:
+            sent = max(sent, held)
         found.append(Published(slug, subject, summary, date, sent, web_html))
     return found
 

@@ -68,7 +68,13 @@ async def to_index(request: Request) -> Response:
 
 
 async def to_issue(request: Request) -> Response:
-    return RedirectResponse(f"{request.path_params['slug']}/", status_code=308)
+    # Only a slug, and only to this path plus "/": "https:evil.com" must never become an
+    # absolute Location.
+    if not SLUG_PATTERN.match(str(request.path_params["slug"])):
+        return message_page(
+            _context(request).settings, "Not found", "There is no issue here.", status=404
+        )
+    return RedirectResponse(request.url.path + "/", status_code=308)
 
 
 routes = [

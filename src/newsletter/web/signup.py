@@ -145,7 +145,16 @@ async def confirm(request: Request) -> Response:
             error=True,
         )
     ip = request.client.host if request.client else ""
-    await run_in_threadpool(lambda: confirm_signup(context.db(), address, ip))
+    confirmed = await run_in_threadpool(lambda: confirm_signup(context.db(), address, ip))
+    if not confirmed:
+        return message_page(
+            settings,
+            "Not subscribed",
+            f"{address} cannot be subscribed through this link any more. Sign up again on "
+            "the form to get a new one.",
+            status=409,
+            error=True,
+        )
     return message_page(
         settings,
         "You are subscribed",
