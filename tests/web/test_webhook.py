@@ -152,7 +152,7 @@ def test_a_signed_post_is_stored_and_applied_to_the_subscribers(
     consent = rows(settings, "SELECT email_key, action, method, issue, ip FROM consent")
     assert consent == [
         (r[8], "unsubscribe", "sendgrid", "sample", "192.0.2.8"),
-        (r[9], "unsubscribe", "sendgrid", "sample", None),
+        (r[9], "unsubscribe", "sendgrid group", "sample", None),  # its group page
     ]
 
 
