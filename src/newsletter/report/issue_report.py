@@ -16,7 +16,7 @@ from newsletter.issue.file import load_issue
 from newsletter.issue.model import ISSUE_FILE, check_slug
 from newsletter.report.links import LinkMap
 from newsletter.report.overview import rehearsal_only
-from newsletter.report.results import IssueResults, issue_results
+from newsletter.report.results import IssueResults, has_events, issue_results
 
 if TYPE_CHECKING:
     from newsletter.deliver.backends.sendgrid.stats import CategoryStats
@@ -97,12 +97,9 @@ def has_results(settings: Settings, slug: str) -> bool:
         return False
     conn = open_database(settings.database_path, scan=False)
     try:
-        (found,) = conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE issue = ?)", (slug,)
-        ).fetchone()
+        return has_events(conn, slug)
     finally:
         conn.close()
-    return bool(found)
 
 
 def results_page(settings: Settings, slug: str) -> str:

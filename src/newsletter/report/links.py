@@ -34,6 +34,15 @@ def link_key(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, urlencode(query), ""))
 
 
+def unsubscribe_like(unsubscribe_url: str) -> str:
+    """A SQL LIKE pattern (escape character \\) for the unsubscribe links made from
+    `unsubscribe_url`: its scheme, host and path, then a query (the token), as
+    `LinkMap.kind` tells them."""
+    base = urlunsplit((*urlsplit(unsubscribe_url)[:3], "", ""))
+    escaped = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "?%"
+
+
 class LinkMap:
     """Stories by link, plus the links that are not stories (unsubscribe, web version)."""
 

@@ -15,6 +15,7 @@ from newsletter.deliver.ledger_view import LedgerView
 from newsletter.errors import NewsletterError
 from newsletter.issue.file import load_issue
 from newsletter.issue.model import ISSUE_FILE, SLUG_PATTERN
+from newsletter.report.links import unsubscribe_like
 from newsletter.schedule.store import get_schedule
 
 
@@ -69,7 +70,8 @@ def _line(
         state = problem
     else:
         state = _draft_state(settings, slug)
-    delivered, clickers, unsubscribes = _events(conn, slug)
+    unsubscribe = unsubscribe_like(settings.file.newsletter.unsubscribe_url)
+    delivered, clickers, unsubscribes = _events(conn, slug, unsubscribe)
     sent = counts.get("sent", 0)
     return IssueLine(
         slug,
@@ -113,12 +115,13 @@ def _draft_state(settings: Settings, slug: str) -> str:
     return "draft"
 
 
-def _events(conn: sqlite3.Connection, slug: str) -> tuple[int, int, int]:
+def _events(conn: sqlite3.Connection, slug: str, unsubscribe: str) -> tuple[int, int, int]:
+    """Delivered, clickers of anything but their unsubscribe link, readers who left."""
     delivered, clickers = conn.execute(
         "SELECT count(DISTINCT CASE WHEN event = 'delivered' THEN email_key END), "
-        "count(DISTINCT CASE WHEN event = 'click' AND url NOT LIKE '%unsubscribe%' "
+        "count(DISTINCT CASE WHEN event = 'click' AND url NOT LIKE ? ESCAPE '\\' "
         "THEN email_key END) FROM events WHERE issue = ?",
-        (slug,),
+        (unsubscribe, slug),
     ).fetchone()
     (unsubscribes,) = conn.execute(
         "SELECT count(DISTINCT email_key) FROM consent WHERE issue = ? AND action = 'unsubscribe'",

@@ -136,11 +136,16 @@ def _distinct(conn: sqlite3.Connection, slug: str, event: str, extra: str = "") 
     return int(count)
 
 
-def _deliveries(conn: sqlite3.Connection, slug: str, results: IssueResults) -> None:
+def has_events(conn: sqlite3.Connection, slug: str) -> bool:
+    """Whether any SendGrid event of the issue arrived."""
     (found,) = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM events WHERE issue = ?)", (slug,)
     ).fetchone()
-    results.has_events = bool(found)
+    return bool(found)
+
+
+def _deliveries(conn: sqlite3.Connection, slug: str, results: IssueResults) -> None:
+    results.has_events = has_events(conn, slug)
     results.delivered = _distinct(conn, slug, "delivered")
     results.deferred = _distinct(conn, slug, "deferred")
     results.dropped = _distinct(conn, slug, "dropped")
@@ -197,11 +202,10 @@ def _clicks(conn: sqlite3.Connection, slug: str, links: LinkMap, results: IssueR
         sums[1] += total
     for story, urls in spellings.items():
         if len(urls) > 1:
-            counts[story] = (_readers_of(conn, slug, urls), counts[story][1])
+            counts[story] = (len(_readers_of(conn, slug, urls)), counts[story][1])
+    unsubscribers = _readers_of(conn, slug, unsubscribe_urls)
     if unsubscribe_urls:  # one link per reader: their union counts people once
-        grouped[("unsubscribe", "(unsubscribe links)")][0] = _readers_of(
-            conn, slug, unsubscribe_urls
-        )
+        grouped[("unsubscribe", "(unsubscribe links)")][0] = len(unsubscribers)
     results.stories = [_story_clicks(story, *counts.get(story, (0, 0))) for story in links.stories]
     results.other_links = [
         LinkClicks(url, kind, None, None, unique, total)
@@ -211,27 +215,14 @@ def _clicks(conn: sqlite3.Connection, slug: str, links: LinkMap, results: IssueR
         "SELECT count(DISTINCT email_key) FROM events WHERE issue = ? AND event = 'click'",
         (slug,),
     ).fetchone()
-    results.clicks_unique = int(anyone) - _only_unsubscribed(conn, slug, unsubscribe_urls)
+    only_unsubscribed = _only_unsubscribed(conn, slug, unsubscribers, set(unsubscribe_urls))
+    results.clicks_unique = int(anyone) - only_unsubscribed
     results.clicks_total = sum(total for url, _, total in per_url if url not in unsubscribe_urls)
 
 
-def _readers_of(conn: sqlite3.Connection, slug: str, urls: list[str]) -> int:
-    readers: set[str] = set()
-    for url in urls:
-        readers.update(
-            str(key)
-            for (key,) in conn.execute(
-                "SELECT email_key FROM events WHERE issue = ? AND event = 'click' AND url = ?",
-                (slug, url),
-            )
-        )
-    return len(readers)
-
-
-def _only_unsubscribed(conn: sqlite3.Connection, slug: str, urls: list[str]) -> int:
-    """Readers whose only clicks were on their unsubscribe link (not engagement)."""
-    only = 0
-    readers = {
+def _readers_of(conn: sqlite3.Connection, slug: str, urls: list[str]) -> set[str]:
+    """Everyone who clicked any of `urls`."""
+    return {
         str(key)
         for url in urls
         for (key,) in conn.execute(
@@ -239,7 +230,13 @@ def _only_unsubscribed(conn: sqlite3.Connection, slug: str, urls: list[str]) -> 
             (slug, url),
         )
     }
-    unsubscribing = set(urls)
+
+
+def _only_unsubscribed(
+    conn: sqlite3.Connection, slug: str, readers: set[str], unsubscribing: set[str]
+) -> int:
+    """Of `readers`, those whose only clicks were on an unsubscribe link (not engagement)."""
+    only = 0
     for reader in readers:
         clicked = {
             str(url)
