@@ -58,7 +58,7 @@ def record_unsubscribe(
                 "WHERE email_key = ?",
                 (method, now, key),
             )
-        _record(conn, key, "unsubscribe", method, issue, ip, None, now)
+        add_record(conn, key, "unsubscribe", method, issue, ip, None, now)
     return True
 
 
@@ -75,7 +75,7 @@ def record_signup(
     with transaction(conn):
         row = conn.execute("SELECT status FROM subscribers WHERE email_key = ?", (key,)).fetchone()
         details = json.dumps({"form": form, "email": address, "name": name}, ensure_ascii=False)
-        _record(conn, key, "signup", "form", None, ip, details, now)
+        add_record(conn, key, "signup", "form", None, ip, details, now)
         if row is None:
             conn.execute(
                 "INSERT INTO subscribers (email, email_key, name, status, source, created, "
@@ -106,7 +106,7 @@ def confirm_signup(conn: sqlite3.Connection, address: str, ip: str | None) -> bo
                 "WHERE email_key = ?",
                 (now, key),
             )
-            _record(conn, key, "confirm", "link", None, ip, None, now)
+            add_record(conn, key, "confirm", "link", None, ip, None, now)
     return True
 
 
@@ -123,7 +123,7 @@ def recent_signups(
     return int(count)
 
 
-def _record(
+def add_record(
     conn: sqlite3.Connection,
     key: str,
     action: str,

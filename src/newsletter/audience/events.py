@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from newsletter.audience.addresses import lookup_key
+from newsletter.audience.consent import add_record
 from newsletter.audience.records import Status, chunked
 from newsletter.db import transaction
 
@@ -205,10 +206,9 @@ def _apply(conn: sqlite3.Connection, batch: Iterable[Event], now: str) -> int:
         changed += 1
         if status == Status.UNSUBSCRIBED:
             # The same record `consent.record_unsubscribe` writes for a link or a button.
-            conn.execute(
-                "INSERT INTO consent (email_key, action, method, issue, ip, form, created) "
-                "VALUES (?, 'unsubscribe', ?, ?, ?, NULL, ?)",
-                (event.email_key, _consent_method(event.event), event.issue, event.ip, now),
+            method = _consent_method(event.event)
+            add_record(
+                conn, event.email_key, "unsubscribe", method, event.issue, event.ip, None, now
             )
     return changed
 

@@ -29,7 +29,7 @@ from newsletter.deliver.backends import (
     ConcurrentBackend,
     capabilities,
     create_backend,
-    names,
+    rehearsal_backends,
     resolve_name,
 )
 from newsletter.deliver.in_flight import in_flight
@@ -236,7 +236,7 @@ class Sender:
         """The backends whose sends this one must not count as the issue going out."""
         if capabilities(self.backend_name).rehearsal:
             return []
-        return [name for name in names() if capabilities(name).rehearsal]
+        return rehearsal_backends()
 
     def requeue(self, ledger: Ledger) -> None:
         from newsletter.deliver.ledger import FAILED, SENT, SKIPPED, UNKNOWN

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from newsletter.audience.consent import record_unsubscribe
 from newsletter.audience.records import Status
+from newsletter.audience.store import SubscriberStore
 from newsletter.audience.unsubscribe import UnsubscribeRequest
 from newsletter.web.context import WebContext
 from newsletter.web.csrf import FIELD as CSRF_FIELD
@@ -35,14 +36,8 @@ def _target(context: WebContext, request: Request) -> UnsubscribeRequest | None:
 
 
 def _status(context: WebContext, address: str) -> str | None:
-    from newsletter.audience.addresses import lookup_key
-
-    row = (
-        context.db()
-        .execute("SELECT status FROM subscribers WHERE email_key = ?", (lookup_key(address),))
-        .fetchone()
-    )
-    return None if row is None else str(row[0])
+    subscriber = SubscriberStore(context.db()).get(address)
+    return None if subscriber is None else subscriber.status
 
 
 def _unsubscribe(context: WebContext, target: UnsubscribeRequest, method: str, ip: str) -> bool:
