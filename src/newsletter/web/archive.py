@@ -46,12 +46,17 @@ class Published:
         return f"{day.day} {day:%B} {day.year}"
 
 
-def published(settings: Settings, conn: sqlite3.Connection) -> list[Published]:
-    """The issues that went out and still have a web version, newest first."""
+def published(
+    settings: Settings, conn: sqlite3.Connection, only: str | None = None
+) -> list[Published]:
+    """The issues that went out and still have a web version, newest first (`only`: that
+    one issue, without reading the others' files)."""
     rehearsals = rehearsal_backends()
     found = []
     now = dt.datetime.now(dt.UTC)
     for slug, first in LedgerView(conn).went_out(rehearsals):
+        if only is not None and slug != only:
+            continue
         web_html = settings.build_dir(slug) / WEB_FILE
         held = held_until(conn, slug)
         if not web_html.is_file() or (held is not None and held > now):
@@ -70,7 +75,7 @@ def published(settings: Settings, conn: sqlite3.Connection) -> list[Published]:
 
 
 def find(settings: Settings, conn: sqlite3.Connection, slug: str) -> Published | None:
-    return next((item for item in published(settings, conn) if item.slug == slug), None)
+    return next(iter(published(settings, conn, only=slug)), None)
 
 
 def index_html(settings: Settings, issues: list[Published], *, static: bool) -> str:
