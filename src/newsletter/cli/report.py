@@ -94,8 +94,8 @@ def report(
 
     Rates are percentages of delivered (of sent, said so, when SendGrid posted fewer
     delivered events than people who opened or clicked). Machine opens (Apple Mail
-    Privacy Protection, scanners) are counted apart from people's. Links are matched to stories by their
-    address, as SendGrid reports it in its click events.
+    Privacy Protection, scanners) are counted apart from people's. Links are matched to
+    stories by their address, as SendGrid reports it in its click events.
 
     Without events (an account that posts none), --from-sendgrid reads SendGrid's own
     statistics of the issue's category: requests, delivered, bounces, spam reports,
