@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import subprocess
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from newsletter.audience.unsubscribe import UnsubscribeLinks
 from newsletter.config import Settings, load_settings
-from newsletter.db import open_database, transaction
+from newsletter.db import Connection, Target, is_postgres, open_database, transaction
+from newsletter.db.target import parse_target
 from newsletter.deliver.ledger import Recipient
 from newsletter.deliver.message import Address, Message
 from newsletter.workspace import init_workspace
@@ -30,9 +31,34 @@ def make_workspace(tmp_path: Path) -> Path:
     return root
 
 
-def database(workspace: Path) -> sqlite3.Connection:
+def database_target(tmp_path: Path) -> Target:
+    """The test's database: DATABASE_URL's (the `engine` fixture's) or a file in tmp_path."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return parse_target(url, workspace=tmp_path, where="DATABASE_URL")
+    return tmp_path / "newsletter.db"
+
+
+def wait_for_other_sessions(conn: Connection, timeout: float = 10.0) -> None:
+    """PostgreSQL: wait until the server has ended the sessions of processes that died
+    (their advisory locks go with them); SQLite: nothing to wait for."""
+    if not is_postgres(conn):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        (others,) = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+        if others == 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError("sessions of killed processes are still open")
+
+
+def database(workspace: Path) -> Connection:
     """The workspace's database, opened the way the commands open it."""
-    return open_database(load_settings(workspace).database_path)
+    return open_database(load_settings(workspace).database)
 
 
 def write_csv(path: Path, text: str, *, bom: bool = False, encoding: str = "utf-8") -> Path:
@@ -51,9 +77,7 @@ def generate_csv(path: Path, rows: int, *, start: int = 0) -> Path:
     return path
 
 
-def insert_subscribers(
-    conn: sqlite3.Connection, emails: Iterable[str], *, status: str = "active"
-) -> None:
+def insert_subscribers(conn: Connection, emails: Iterable[str], *, status: str = "active") -> None:
     """Bulk-insert subscribers without validation (fast set-up for ledger tests)."""
     with transaction(conn):
         conn.executemany(

@@ -11,8 +11,18 @@ from playwright.sync_api import Browser
 
 from newsletter.errors import UserError
 from newsletter.preview.screenshots import find_chromium, launch_browser
+from tests._postgres import Server, running_server
 
 REPO = Path(__file__).resolve().parent.parent
+ENGINES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that asks for `engine` runs once on SQLite and once on PostgreSQL, unless it
+    is marked `sqlite_only` (it is about the SQLite file itself)."""
+    if "engine" in metafunc.fixturenames:
+        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("engine", ENGINES[:1] if only_sqlite else ENGINES, indirect=True)
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +45,7 @@ def isolated_environment(
         "http_proxy",
         "https_proxy",
         "XDG_CACHE_HOME",
+        "DATABASE_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
@@ -59,3 +70,31 @@ def browser() -> Iterator[Browser]:
         pytest.fail(f"{error.line()} (or deselect these tests with -m 'not browser')")
     with launch_browser(executable) as chromium:
         yield chromium
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Server]:
+    """One throwaway PostgreSQL cluster for the session, started on first use."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Server) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test."""
+    with postgres_server.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The workspace database engine: "sqlite" (the default file) or "postgresql"
+    (DATABASE_URL set to a fresh database, for this process and the ones it starts)."""
+    name = str(request.param)
+    if name == "postgresql":
+        server: Server = request.getfixturevalue("postgres_server")
+        with server.fresh_database() as url:
+            monkeypatch.setenv("DATABASE_URL", url)
+            yield name
+        return
+    yield name

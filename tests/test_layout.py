@@ -27,6 +27,7 @@ STAGES = ("issue", "collect", "build", "preview", "audience", "deliver", "schedu
 SHARED = (
     "errors",
     "config",
+    "dotenv_file",
     "db",
     "migrations",
     "files",

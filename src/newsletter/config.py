@@ -6,7 +6,7 @@ import os
 import string
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import (
     BaseModel,
@@ -18,10 +18,14 @@ from pydantic import (
     model_validator,
 )
 
+from newsletter.dotenv_file import read_dotenv
 from newsletter.errors import ConfigError
 from newsletter.files import read_utf8
 from newsletter.lines import is_multiline
 from newsletter.validation_words import plain_message
+
+if TYPE_CHECKING:
+    from newsletter.db.target import Target
 
 CONFIG_FILE = "newsletter.toml"
 WORKSPACE_ENV = "NEWSLETTER_WORKSPACE"
@@ -212,6 +216,10 @@ class Secrets(BaseModel):
     # SendGrid's signed event webhook: the public key it shows (base64 DER), not a secret,
     # but read from the environment beside the others.
     sendgrid_webhook_public_key: str | None = None
+    # The workspace database on a server (postgresql://...) or elsewhere (sqlite:///...);
+    # secret because it may hold a password. `database_url_source`: where it was set.
+    database_url: SecretStr | None = None
+    database_url_source: str = "the environment"
 
 
 class Settings(BaseModel):
@@ -226,7 +234,20 @@ class Settings(BaseModel):
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file of [delivery] database (used when DATABASE_URL is not set)."""
         return self.workspace / self.file.delivery.database
+
+    @property
+    def database(self) -> Target:
+        """Where the workspace database is: DATABASE_URL when set, else the SQLite file."""
+        from newsletter.db.target import parse_target  # not for commands without a database
+
+        url = self.secrets.database_url
+        if url is None:
+            return self.database_path
+        return parse_target(
+            url.get_secret_value(), workspace=self.workspace, where=self.secrets.database_url_source
+        )
 
     def issue_dir(self, slug: str) -> Path:
         return self.path("issues") / slug
@@ -288,7 +309,7 @@ def load_settings(workspace: Path | None = None, environ: dict[str, str] | None 
     config_path = root / CONFIG_FILE
     file_settings = _load_file(config_path)
     process = dict(os.environ if environ is None else environ)
-    dotenv = _read_dotenv(root / ".env")
+    dotenv = read_dotenv(root / ".env")
     env = {**dotenv, **process}
     where = {name: "the environment" if name in process else root / ".env" for name in env}
     return Settings(workspace=root, file=file_settings, secrets=_secrets_from(env, where))
@@ -320,40 +341,6 @@ def _describe(error: Any) -> str:
     return plain_message(error)
 
 
-def _read_dotenv(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    from dotenv import dotenv_values
-
-    try:
-        _refuse_unparsable_lines(path)
-        values = dotenv_values(path, encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"not UTF-8 text (byte {exc.start})", where=path, fix="save the file as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read it ({exc.strerror})", where=path, fix="check the file's permissions"
-        ) from None
-    return {key: value for key, value in values.items() if value is not None}
-
-
-def _refuse_unparsable_lines(path: Path) -> None:
-    """python-dotenv only logs a line it cannot parse (without the file) and skips it."""
-    from dotenv.parser import parse_stream
-
-    with path.open(encoding="utf-8") as stream:
-        for binding in parse_stream(stream):
-            if binding.error:
-                line = binding.original.line
-                raise ConfigError(
-                    "a line is not NAME=value (an unclosed quote, or a stray word)",
-                    where=f"{path}:{line}",
-                    fix="write it as NAME=value, closing any quote on the same line",
-                )
-
-
 def _secrets_from(env: dict[str, str], where: dict[str, str | Path]) -> Secrets:
     def get(name: str) -> str | None:
         value = env.get(name, "").strip()
@@ -377,7 +364,17 @@ def _secrets_from(env: dict[str, str], where: dict[str, str | Path]) -> Secrets:
     host = get("SENDGRID_API_HOST")
     if host is not None:
         _check_host(host, where["SENDGRID_API_HOST"])
+    database_url = secret("DATABASE_URL")
+    database_url_source = str(where.get("DATABASE_URL", "the environment"))
+    if database_url is not None:  # refused now, with where it was set, if it cannot be read
+        from newsletter.db.target import parse_target
+
+        parse_target(
+            database_url.get_secret_value(), workspace=Path("."), where=database_url_source
+        )
     return Secrets(
+        database_url=database_url,
+        database_url_source=database_url_source,
         sendgrid_api_key=key,
         sendgrid_api_host=(host or DEFAULT_SENDGRID_HOST).rstrip("/"),
         unsubscribe_secret=secret("NEWSLETTER_UNSUBSCRIBE_SECRET"),

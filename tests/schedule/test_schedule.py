@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import db
 from newsletter.db import open_database
+from newsletter.db import schema as db_schema
 from newsletter.deliver.ledger import Ledger
 from newsletter.errors import UserError
 from newsletter.issue.file import load_send_at
@@ -346,7 +346,7 @@ def test_a_database_with_the_tables_from_before_the_migration_still_opens(
     """Workspaces scheduled before 004_schedule_sendgrid got its tables from schedule.py."""
     path = tmp_path / "old.db"
     with monkeypatch.context() as before:
-        before.setattr(db, "MIGRATIONS", db.MIGRATIONS[:3])
+        before.setattr(db_schema, "MIGRATIONS", db_schema.MIGRATIONS[:3])
         old = open_database(path)
     old.execute(
         "CREATE TABLE IF NOT EXISTS sendgrid_batches (issue TEXT PRIMARY KEY, batch_id TEXT, "
@@ -362,7 +362,7 @@ def test_a_database_with_the_tables_from_before_the_migration_still_opens(
     old.close()
     conn = open_database(path)
     try:
-        assert db.applied_migrations(conn)[3] == "004_schedule_sendgrid"
+        assert db_schema.applied_migrations(conn)[3] == "004_schedule_sendgrid"
         assert conn.execute("SELECT issue, batch_id FROM sendgrid_batches").fetchall() == [
             ("a", "b1")
         ]

@@ -96,7 +96,7 @@ class FakeSender:
         self.calls.append((slug, handover))
         if self.refuse is not None:
             raise self.refuse
-        conn = open_database(settings.database_path)
+        conn = open_database(settings.database)
         try:
             ledger = Ledger(conn)
             ledger.recover(slug)
@@ -121,7 +121,7 @@ class FakeSender:
 
 
 def counts(settings: Settings, slug: str) -> dict[str, int]:
-    conn = open_database(settings.database_path)
+    conn = open_database(settings.database)
     try:
         return {k: v for k, v in Ledger(conn).counts(slug).items() if v}
     finally:
@@ -185,7 +185,7 @@ def _killed_after_claiming(settings: Settings, size: int) -> None:
     """Issue "a" planned, then a run that claimed `size` recipients and was SIGKILLed
     before its request's answer: those rows stay `sending`."""
     plan(settings, "a", "2026-12-01 08:00")
-    conn = open_database(settings.database_path)
+    conn = open_database(settings.database)
     try:
         ledger = Ledger(conn)
         ledger.prepare("a")
@@ -255,7 +255,7 @@ def test_an_issue_that_cannot_be_sent_fails_and_the_others_go_on(settings: Setti
 
 
 def test_an_empty_list_is_said_once_and_not_retried(settings: Settings) -> None:
-    conn = open_database(settings.database_path)
+    conn = open_database(settings.database)
     try:
         conn.execute("UPDATE subscribers SET status = 'unsubscribed'")
     finally:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from newsletter.audience.addresses import clean_name, lookup_key, normalize_email
 from newsletter.audience.records import Status
 from newsletter.db import transaction, utc_now
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 
 
 class SignupOutcome(StrEnum):
@@ -33,7 +36,7 @@ class Signup:
 
 
 def record_unsubscribe(
-    conn: sqlite3.Connection, address: str, method: str, issue: str | None, ip: str | None
+    conn: Connection, address: str, method: str, issue: str | None, ip: str | None
 ) -> bool:
     """Unsubscribe `address` at once; True if that changed anything (idempotent).
 
@@ -63,7 +66,7 @@ def record_unsubscribe(
 
 
 def record_signup(
-    conn: sqlite3.Connection, raw_address: str, name: str | None, ip: str | None, form: str
+    conn: Connection, raw_address: str, name: str | None, ip: str | None, form: str
 ) -> Signup:
     """A signup through the form: a new address becomes `pending` until confirmed.
 
@@ -88,7 +91,7 @@ def record_signup(
     return Signup(SignupOutcome.AGAIN, address, name)
 
 
-def confirm_signup(conn: sqlite3.Connection, address: str, ip: str | None) -> bool:
+def confirm_signup(conn: Connection, address: str, ip: str | None) -> bool:
     """The reader confirmed through the link mailed to them: active from now on.
 
     False when there is nothing to confirm (no such subscriber, or one who complained or
@@ -111,7 +114,7 @@ def confirm_signup(conn: sqlite3.Connection, address: str, ip: str | None) -> bo
 
 
 def recent_signups(
-    conn: sqlite3.Connection, *, ip: str | None = None, address: str | None = None, hours: int = 1
+    conn: Connection, *, ip: str | None = None, address: str | None = None, hours: int = 1
 ) -> int:
     """Signups in the last `hours`, from one IP address or for one email address."""
     since = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)).replace(microsecond=0)
@@ -124,7 +127,7 @@ def recent_signups(
 
 
 def add_record(
-    conn: sqlite3.Connection,
+    conn: Connection,
     key: str,
     action: str,
     method: str,

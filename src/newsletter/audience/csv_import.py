@@ -10,11 +10,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from newsletter.audience.addresses import InvalidAddress, clean_name, normalize_email
 from newsletter.audience.csv_columns import (
@@ -35,6 +34,9 @@ from newsletter.audience.csv_text import (
 from newsletter.audience.records import INACTIVE, STATUSES, Status, chunked, dump_fields
 from newsletter.db import transaction, utc_now
 from newsletter.errors import UserError
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 
 # Problems kept in the report; all of them go to the `on_problem` callback as they occur.
 MAX_KEPT_PROBLEMS = 1000
@@ -72,7 +74,7 @@ class ImportReport:
 
 
 def import_csv(
-    conn: sqlite3.Connection,
+    conn: Connection,
     path: Path,
     on_problem: Callable[[RowProblem], None] | None = None,
     status: str | None = None,
@@ -119,7 +121,7 @@ class _Importer:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         path: Path,
         on_problem: Callable[[RowProblem], None] | None,
         status: str | None = None,

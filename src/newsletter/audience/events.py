@@ -22,15 +22,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsletter.audience.addresses import lookup_key
 from newsletter.audience.consent import add_record
 from newsletter.audience.records import Status, chunked
 from newsletter.db import transaction
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 
 # Events per transaction: short enough that a send waiting for the write lock waits
 # milliseconds, long enough that a 10,000-event post costs 20 commits, not 10,000.
@@ -148,7 +150,7 @@ def read_events(items: Iterable[Any]) -> tuple[list[Event], int]:
     return events, malformed
 
 
-def store_events(conn: sqlite3.Connection, events: Sequence[Event], received_at: float) -> Stored:
+def store_events(conn: Connection, events: Sequence[Event], received_at: float) -> Stored:
     """Store `events` (each once, ever) and apply them, in transactions of STORE_BATCH.
 
     A failure part-way (the database busy for too long) leaves whole batches stored and
@@ -159,9 +161,9 @@ def store_events(conn: sqlite3.Connection, events: Sequence[Event], received_at:
     for batch in chunked(events, STORE_BATCH):
         with transaction(conn):
             cursor = conn.executemany(
-                "INSERT OR IGNORE INTO events (digest, sg_event_id, event, email_key, issue, "
+                "INSERT INTO events (digest, sg_event_id, event, email_key, issue, "
                 "occurred, url, reason, bounce_type, machine_open, received) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     (
                         e.digest,
@@ -184,7 +186,7 @@ def store_events(conn: sqlite3.Connection, events: Sequence[Event], received_at:
     return Stored(len(events), stored, len(events) - stored, changed)
 
 
-def _apply(conn: sqlite3.Connection, batch: Iterable[Event], now: str) -> int:
+def _apply(conn: Connection, batch: Iterable[Event], now: str) -> int:
     """Change the subscribers these events say must not be mailed; return how many changed.
 
     Idempotent without looking at which rows were new: only an active or pending

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,9 @@ from newsletter.audience.addresses import InvalidAddress, clean_name, lookup_key
 from newsletter.audience.records import INACTIVE, STATUSES, Status, chunked, dump_fields
 from newsletter.db import transaction, utc_now
 from newsletter.errors import UserError
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 
 if TYPE_CHECKING:
     from newsletter.audience.csv_import import ImportReport, RowProblem
@@ -70,7 +72,7 @@ def _subscriber(row: tuple[Any, ...]) -> Subscriber:
 class SubscriberStore:
     """The subscribers table of the workspace database."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     # -- one subscriber ----------------------------------------------------------------

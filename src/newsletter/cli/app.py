@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,8 +88,11 @@ class _Group(TyperGroup):
             raise typer.Exit(error.exit_code) from None
         except _UsageError as error:
             _usage_error(error)
-        except sqlite3.Error as error:  # last resort: a database the core could not use
-            from newsletter.db import explain
+        except Exception as error:  # last resort: a database the core could not use
+            from newsletter.db import engine_errors, explain
+
+            if not isinstance(error, engine_errors()):
+                raise
 
             if known := explain(error):
                 typer.secho(f"error: {known.line()}", fg=typer.colors.RED, err=True)

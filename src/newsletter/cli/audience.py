@@ -14,8 +14,6 @@ from newsletter.cli.app import app, info, settings
 from newsletter.errors import UserError
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from newsletter.audience.csv_import import ImportReport, RowProblem
 
 subscribers_app = typer.Typer(
@@ -24,14 +22,17 @@ subscribers_app = typer.Typer(
     help="The subscriber list: import, add, remove, unsubscribe, list, export, stats.\n\n"
     "Example:  newsletter subscribers import members.csv",
 )
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 app.add_typer(subscribers_app, name="subscribers")
 
 
 @contextmanager
-def _database(ctx: typer.Context) -> Iterator[sqlite3.Connection]:
+def _database(ctx: typer.Context) -> Iterator[Connection]:
     from newsletter.db import open_database
 
-    conn = open_database(settings(ctx).database_path)
+    conn = open_database(settings(ctx).database)
     try:
         yield conn
     finally:

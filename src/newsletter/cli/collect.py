@@ -100,12 +100,13 @@ def add(
     options = ReadOptions(url=url, limit=limit, since=_parse_date(since), timeout=timeout)
 
     def sent() -> list[SentIssue]:
-        if not workspace.database_path.exists():
+        from newsletter.db import exists, open_database
+
+        if not exists(workspace.database):
             return []  # nothing was ever sent from this workspace
-        from newsletter.db import open_database
         from newsletter.deliver.ledger import Ledger
 
-        conn = open_database(workspace.database_path)
+        conn = open_database(workspace.database)
         try:
             slugs = [s for s in Ledger(conn).sent_issues(recent + 1) if s != slug][:recent]
         finally:

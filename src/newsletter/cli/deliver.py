@@ -195,7 +195,7 @@ def sync(ctx: typer.Context) -> None:
 
     workspace = settings(ctx)
     client = client_for(workspace)
-    conn = open_database(workspace.database_path)
+    conn = open_database(workspace.database)
     try:
         report = sync_suppressions(conn, client, workspace.file.delivery.asm_group_id)
     finally:

@@ -37,7 +37,7 @@ def issues(
     from newsletter.report.overview import overview
 
     workspace = settings(ctx)
-    conn = open_database(workspace.database_path)
+    conn = open_database(workspace.database)
     try:
         lines = overview(workspace, conn)
     finally:

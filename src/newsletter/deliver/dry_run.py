@@ -20,8 +20,9 @@ from newsletter.errors import NewsletterError
 from newsletter.merge_tags import MERGE_TAGS, unfilled
 
 if TYPE_CHECKING:
-    import sqlite3
+    from newsletter.db import Connection
 
+if TYPE_CHECKING:
     from newsletter.config import Settings
     from newsletter.deliver.backends import Backend
     from newsletter.deliver.ledger import Ledger, Recipient
@@ -46,7 +47,7 @@ class Rehearsed(Protocol):
     warnings: list[str]
 
     @property
-    def conn(self) -> sqlite3.Connection: ...
+    def conn(self) -> Connection: ...
     @property
     def backend(self) -> Backend: ...
     @property

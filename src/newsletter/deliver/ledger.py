@@ -28,7 +28,8 @@ import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from newsletter.db import deferred_sync, transaction, utc_now
+from newsletter.db import Connection, PgConnection, deferred_sync, transaction, utc_now
+from newsletter.deliver.claimer import Claimer
 from newsletter.deliver.ledger_view import (
     BATCH_STATES,
     FAILED,
@@ -66,7 +67,8 @@ __all__ = [
 MAX_ERROR_CHARS = 2000
 INTERRUPTED = "interrupted: the sending process stopped before the answer was recorded"
 
-_PendingRow = tuple[int, int, str, str | None, str | None, str]
+# subscriber id, attempts, email, name, first name, fields, ledger row id
+_PendingRow = tuple[int, int, str, str | None, str | None, str, int]
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,15 @@ class Batch:
 class Ledger(LedgerView):
     """The send log of every issue, in the workspace database.
 
-    Not safe for two processes sending the same issue at once (`recover` would take the
-    other's batches for crashed ones): callers hold the workspace send lock.
+    On SQLite, one process sends an issue at a time (callers hold the workspace send
+    lock). On PostgreSQL several may, from several hosts: each claims with row locks that
+    skip the others' rows, and signs its batches with a key it holds while it lives
+    (`Claimer`), so `recover` takes only the batches of senders that are gone.
     """
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        self._claimer = Claimer(conn) if isinstance(conn, PgConnection) else None
 
     # -- preparing and recovering ---------------------------------------------------------
 
@@ -112,7 +120,7 @@ class Ledger(LedgerView):
         """
         with transaction(self.conn):
             self.conn.execute(
-                "INSERT OR IGNORE INTO ledger_issues (slug, prepared) VALUES (?, ?)",
+                "INSERT INTO ledger_issues (slug, prepared) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (issue, utc_now()),
             )
             issue_id = self._issue_id(issue)
@@ -124,9 +132,9 @@ class Ledger(LedgerView):
             added = 0
             if newcomers or taken is None:
                 added = self.conn.execute(
-                    "INSERT OR IGNORE INTO ledger (issue_id, subscriber_id, email_key, state) "
+                    "INSERT INTO ledger (issue_id, subscriber_id, email_key, state) "
                     "SELECT ?, id, email_key, 'pending' FROM subscribers "
-                    "WHERE status = 'active' ORDER BY id",
+                    "WHERE status = 'active' ORDER BY id ON CONFLICT DO NOTHING",
                     (issue_id,),
                 ).rowcount
             revived = self.conn.execute(
@@ -142,19 +150,36 @@ class Ledger(LedgerView):
         issue_id = self._issue_id(issue)
         if issue_id is None:
             return 0
-        with transaction(self.conn):
-            (count,) = self.conn.execute(
-                "SELECT count(*) FROM batches AS b JOIN ledger AS l "
-                "ON l.batch_id = b.id AND l.state = 'batched' "
-                "WHERE b.issue_id = ? AND b.state = 'sending'",
-                (issue_id,),
-            ).fetchone()
-            self.conn.execute(
-                "UPDATE batches SET state = 'unknown', finished = ?, error = ? "
-                "WHERE issue_id = ? AND state = 'sending'",
-                (utc_now(), INTERRUPTED, issue_id),
-            )
+        gone: list[int] = []
+        try:
+            with transaction(self.conn):
+                return self._recover(issue_id, gone)
+        finally:
+            if self._claimer is not None:
+                self._claimer.release(gone)
+
+    def _recover(self, issue_id: int, gone: list[int]) -> int:
+        orphaned = "b.issue_id = ? AND b.state = 'sending'"
+        arguments: tuple[object, ...] = (issue_id,)
+        if self._claimer is not None:
+            gone += self._claimer.gone(issue_id)
+            orphaned += " AND (b.claimed_by IS NULL OR b.claimed_by = ANY(?))"
+            arguments += (gone,)
+        (count,) = self.conn.execute(
+            "SELECT count(*) FROM batches AS b JOIN ledger AS l "
+            f"ON l.batch_id = b.id AND l.state = 'batched' WHERE {orphaned}",
+            arguments,
+        ).fetchone()
+        self.conn.execute(
+            f"UPDATE batches AS b SET state = 'unknown', finished = ?, error = ? WHERE {orphaned}",
+            (utc_now(), INTERRUPTED, *arguments),
+        )
         return int(count)
+
+    @property
+    def _row_lock(self) -> str:
+        """Lock the row read, where other senders may change it (PostgreSQL)."""
+        return " FOR UPDATE" if self._claimer is not None else ""
 
     # -- one batch through its states ------------------------------------------------------
 
@@ -178,7 +203,7 @@ class Ledger(LedgerView):
         if issue_id is None:
             return []
         claimed: list[tuple[int, int, list[_PendingRow]]] = []
-        with transaction(self.conn):
+        with transaction(self.conn, concurrent=True):
             for size in sizes:
                 rows = self._take_active_pending(issue_id, size)
                 if not rows:
@@ -199,33 +224,44 @@ class Ledger(LedgerView):
         attempt: int,
         backend: str | None,
     ) -> int:
-        batch_id = self.conn.execute(
-            "INSERT INTO batches (issue_id, state, attempt, size, created, backend) "
-            "VALUES (?, 'sending', ?, ?, ?, ?)",
-            (issue_id, attempt, len(rows), utc_now(), backend),
-        ).lastrowid
-        assert batch_id is not None
-        # One range update through the index instead of a statement per row: the rows
-        # taken are exactly the pending ones up to the last subscriber id taken.
-        updated = self.conn.execute(
-            "UPDATE ledger SET state = 'batched', batch_id = ?, attempts = attempts + 1 "
-            "WHERE issue_id = ? AND state = 'pending' AND subscriber_id <= ?",
-            (batch_id, issue_id, rows[-1][0]),
-        ).rowcount
+        claimer = self._claimer.key if self._claimer is not None else None
+        (batch_id,) = self.conn.execute(
+            "INSERT INTO batches (issue_id, state, attempt, size, created, backend, claimed_by) "
+            "VALUES (?, 'sending', ?, ?, ?, ?, ?) RETURNING id",
+            (issue_id, attempt, len(rows), utc_now(), backend, claimer),
+        ).fetchone()
+        if self._claimer is not None:
+            # The rows this transaction locked; another sender's locked rows may lie
+            # between them, so no range.
+            updated = self.conn.execute(
+                "UPDATE ledger SET state = 'batched', batch_id = ?, attempts = attempts + 1 "
+                "WHERE id = ANY(?)",
+                (batch_id, [row[6] for row in rows]),
+            ).rowcount
+        else:
+            # One range update through the index instead of a statement per row: with one
+            # writer, the rows taken are exactly the pending ones up to the last one taken.
+            updated = self.conn.execute(
+                "UPDATE ledger SET state = 'batched', batch_id = ?, attempts = attempts + 1 "
+                "WHERE issue_id = ? AND state = 'pending' AND subscriber_id <= ?",
+                (batch_id, issue_id, rows[-1][0]),
+            ).rowcount
         if updated != len(rows):
             raise RuntimeError(
                 f"ledger of {issue!r} changed while claiming ({updated} != {len(rows)})"
             )
-        return batch_id
+        return int(batch_id)
 
     def _take_active_pending(self, issue_id: int, size: int) -> list[_PendingRow]:
+        # PostgreSQL: lock the rows taken, passing over rows another sender has locked.
+        lock = " FOR UPDATE OF l SKIP LOCKED" if self._claimer is not None else ""
         while True:
             rows = self.conn.execute(
                 "SELECT l.id, l.subscriber_id, l.attempts, s.email, s.name, s.first_name, "
                 "s.fields, s.status FROM ledger AS l "
                 "LEFT JOIN subscribers AS s ON s.id = l.subscriber_id "
                 "WHERE l.issue_id = ? AND l.state = 'pending' "
-                "ORDER BY l.subscriber_id LIMIT ?",
+                f"ORDER BY l.subscriber_id LIMIT ?{lock}",
                 (issue_id, size),
             ).fetchall()
             if not rows:
@@ -233,7 +269,7 @@ class Ledger(LedgerView):
             inactive = [(row[0],) for row in rows if row[7] != "active"]
             if inactive:
                 self.conn.executemany("UPDATE ledger SET state = 'skipped' WHERE id = ?", inactive)
-            active = [tuple(row[1:7]) for row in rows if row[7] == "active"]
+            active = [(*row[1:7], row[0]) for row in rows if row[7] == "active"]
             if active:
                 return active
 
@@ -256,9 +292,9 @@ class Ledger(LedgerView):
     def release_from(self, batch_id: int, subscriber_id: int) -> int:
         """Put the batch's rows from `subscriber_id` on back to pending (they provably did
         not go out); the batch keeps the rows before it. Returns how many were released."""
-        with transaction(self.conn):
+        with transaction(self.conn, concurrent=True):
             state = self.conn.execute(
-                "SELECT state FROM batches WHERE id = ?", (batch_id,)
+                f"SELECT state FROM batches WHERE id = ?{self._row_lock}", (batch_id,)
             ).fetchone()
             if state is None or state[0] != SENDING:
                 raise ValueError(f"batch {batch_id} is not sending")
@@ -284,9 +320,9 @@ class Ledger(LedgerView):
         # Losing this write in a power cut is safe: the batch stays `sending` and `recover`
         # makes it `unknown`, never pending. Only the claim must reach the disk before the
         # request leaves, and its fsync also covers the marks written before it.
-        with deferred_sync(self.conn), transaction(self.conn):
+        with deferred_sync(self.conn), transaction(self.conn, concurrent=True):
             row = self.conn.execute(
-                "SELECT state FROM batches WHERE id = ?", (batch_id,)
+                f"SELECT state FROM batches WHERE id = ?{self._row_lock}", (batch_id,)
             ).fetchone()
             if row is None:
                 raise ValueError(f"no batch {batch_id} in the ledger")
@@ -388,7 +424,7 @@ def _recipients(rows: list[_PendingRow]) -> list[Recipient]:
             first_name=first_name,
             fields=json.loads(fields) if fields != "{}" else {},
         )
-        for subscriber_id, _, email, name, first_name, fields in rows
+        for subscriber_id, _, email, name, first_name, fields, _ in rows
     ]
 
 

@@ -5,9 +5,12 @@ The read side of `deliver.ledger`; `Ledger` adds the writes of the send protocol
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterator
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 
 _FETCH_CHUNK = 1000
 
@@ -41,14 +44,14 @@ BATCH_STATES = (SENDING, SENT, FAILED, UNKNOWN)
 def _rehearsal_batch(rehearsals: Collection[str]) -> str:
     """SQL true for a batch `b` that one of the `rehearsals` backends sent (its names bound)."""
     if not rehearsals:
-        return "0"
+        return "FALSE"
     return f"b.backend IS NOT NULL AND b.backend IN ({', '.join('?' * len(rehearsals))})"
 
 
 class LedgerView:
     """Reads of the send log; safe at any time, also while a send runs."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     def sent_by_backend(self, issue: str) -> dict[str, int]:

@@ -56,7 +56,7 @@ def send_test(
     warnings: list[str] = []
     build = build_for_sending(settings, slug)
     message = message_for(settings, build, unsubscribe_links(settings, name, warnings)).as_test()
-    conn = open_database(settings.database_path)
+    conn = open_database(settings.database)
     try:
         store = SubscriberStore(conn)
         recipients = []

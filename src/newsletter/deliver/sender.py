@@ -15,7 +15,6 @@ answer was lost is `unknown` and is not sent again unless the editor asks. Up to
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -51,6 +50,9 @@ from newsletter.deliver.send_loop import (
     Summary,
 )
 from newsletter.errors import UserError
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 
 # The loop's names are the sender's public names too.
 __all__ = [
@@ -99,7 +101,7 @@ class Sender:
         self._clock = clock
         self._lock: BaseFileLock | None = None
         self._workspace_writable = True  # False: a dry run of a read-only workspace
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._message: Message | None = None
         self._notes: list[str] = []
         self.rehearsal = False
@@ -112,7 +114,7 @@ class Sender:
 
         if self.options.dry_run and not os.access(self.settings.workspace, os.W_OK):
             # Nothing to lock against: nobody who runs this can send from here either.
-            self._conn = open_database(self.settings.database_path, scratch_copy=True)
+            self._conn = open_database(self.settings.database, scratch_copy=True)
             self._workspace_writable = False
             return self
         self._lock = take_lock(
@@ -121,7 +123,7 @@ class Sender:
             busy_fix="wait for it to finish; the lock goes when that process ends",
         )
         try:
-            self._conn = open_database(self.settings.database_path)
+            self._conn = open_database(self.settings.database)
         except BaseException:
             self._lock.release()
             raise
@@ -141,7 +143,7 @@ class Sender:
             self._lock.release()
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Connection:
         if self._conn is None:
             raise RuntimeError("use Sender as a context manager")
         return self._conn

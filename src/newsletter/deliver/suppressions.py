@@ -6,9 +6,9 @@ SendGrid drops mail to suppressed addresses by itself; syncing first keeps the l
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from newsletter.audience.records import Status
 from newsletter.audience.store import SubscriberStore
@@ -21,6 +21,9 @@ LISTS: tuple[tuple[str, str, Status], ...] = (
     ("spam reports", "suppression/spam_reports", Status.COMPLAINED),
     ("invalid emails", "suppression/invalid_emails", Status.BOUNCED),
 )
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 GROUP_LABEL = "group {group_id} unsubscribes"
 
 
@@ -36,7 +39,7 @@ class SyncReport:
 
 
 def sync_suppressions(
-    conn: sqlite3.Connection,
+    conn: Connection,
     client: SuppressionClient,
     group_id: int | None,
     progress: Callable[[str], None] | None = None,

@@ -37,7 +37,7 @@ def load_report(
 ) -> Report:
     check_slug(slug)
     rehearsals = uncounted_rehearsals(settings)
-    conn = open_database(settings.database_path, scan=False)  # reads only
+    conn = open_database(settings.database, scan=False)  # reads only
     try:
         view = LedgerView(conn)
         if not view.sent(slug, rehearsals):  # before the issue file: a draft may not load
@@ -93,9 +93,11 @@ def write_report_page(settings: Settings, report: Report, target: Path) -> None:
 
 def has_results(settings: Settings, slug: str) -> bool:
     """Whether SendGrid's events for the issue arrived (what the preview's link waits for)."""
-    if not settings.database_path.is_file():
+    from newsletter.db import exists
+
+    if not exists(settings.database):
         return False
-    conn = open_database(settings.database_path, scan=False)
+    conn = open_database(settings.database, scan=False)
     try:
         return has_events(conn, slug)
     finally:

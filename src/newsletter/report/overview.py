@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsletter.build.checks import errors as errors_in
 from newsletter.build.output import make_build
@@ -17,6 +16,9 @@ from newsletter.issue.file import load_issue
 from newsletter.issue.model import ISSUE_FILE, SLUG_PATTERN
 from newsletter.report.links import unsubscribe_like
 from newsletter.schedule.store import get_schedule
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class IssueLine:
         return asdict(self)
 
 
-def overview(settings: Settings, conn: sqlite3.Connection) -> list[IssueLine]:
+def overview(settings: Settings, conn: Connection) -> list[IssueLine]:
     folder = settings.path("issues")
     slugs = sorted(
         path.name
@@ -46,9 +48,7 @@ def overview(settings: Settings, conn: sqlite3.Connection) -> list[IssueLine]:
     return sorted(lines, key=lambda line: (line.date or "", line.slug), reverse=True)
 
 
-def _line(
-    settings: Settings, conn: sqlite3.Connection, slug: str, rehearsals: list[str]
-) -> IssueLine:
+def _line(settings: Settings, conn: Connection, slug: str, rehearsals: list[str]) -> IssueLine:
     subject = date = None
     problem = None
     try:
@@ -115,7 +115,7 @@ def _draft_state(settings: Settings, slug: str) -> str:
     return "draft"
 
 
-def _events(conn: sqlite3.Connection, slug: str, unsubscribe: str) -> tuple[int, int, int]:
+def _events(conn: Connection, slug: str, unsubscribe: str) -> tuple[int, int, int]:
     """Delivered, clickers of anything but their unsubscribe link, readers who left."""
     delivered, clickers = conn.execute(
         "SELECT count(DISTINCT CASE WHEN event = 'delivered' THEN email_key END), "

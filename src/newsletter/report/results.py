@@ -9,9 +9,8 @@ once each (by content) when they arrived.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newsletter.deliver.ledger_view import LedgerView
 from newsletter.report.links import LinkMap, Story
@@ -22,6 +21,9 @@ MACHINE_OPEN_CAVEAT = (
     "machine opens are counted apart: Apple Mail Privacy Protection and some security "
     "scanners open every message they receive, whether or not anyone reads it"
 )
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ class IssueResults:
 
 
 def issue_results(
-    conn: sqlite3.Connection,
+    conn: Connection,
     slug: str,
     links: LinkMap,
     rehearsals: list[str],
@@ -127,7 +129,7 @@ def issue_results(
     return results
 
 
-def _distinct(conn: sqlite3.Connection, slug: str, event: str, extra: str = "") -> int:
+def _distinct(conn: Connection, slug: str, event: str, extra: str = "") -> int:
     """Readers with at least one `event` (the index gives them in order: no sorting)."""
     (count,) = conn.execute(
         f"SELECT count(DISTINCT email_key) FROM events WHERE issue = ? AND event = ? {extra}",
@@ -136,7 +138,7 @@ def _distinct(conn: sqlite3.Connection, slug: str, event: str, extra: str = "") 
     return int(count)
 
 
-def has_events(conn: sqlite3.Connection, slug: str) -> bool:
+def has_events(conn: Connection, slug: str) -> bool:
     """Whether any SendGrid event of the issue arrived."""
     (found,) = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM events WHERE issue = ?)", (slug,)
@@ -144,7 +146,7 @@ def has_events(conn: sqlite3.Connection, slug: str) -> bool:
     return bool(found)
 
 
-def _deliveries(conn: sqlite3.Connection, slug: str, results: IssueResults) -> None:
+def _deliveries(conn: Connection, slug: str, results: IssueResults) -> None:
     results.has_events = has_events(conn, slug)
     results.delivered = _distinct(conn, slug, "delivered")
     results.deferred = _distinct(conn, slug, "deferred")
@@ -156,7 +158,7 @@ def _deliveries(conn: sqlite3.Connection, slug: str, results: IssueResults) -> N
     )
 
 
-def _opens(conn: sqlite3.Connection, slug: str, results: IssueResults) -> None:
+def _opens(conn: Connection, slug: str, results: IssueResults) -> None:
     # One ordered pass over events_reader: a reader is a person if any open was not a
     # machine's, machine-only otherwise.
     human, machine_only = conn.execute(
@@ -168,7 +170,7 @@ def _opens(conn: sqlite3.Connection, slug: str, results: IssueResults) -> None:
     results.opens_unique, results.opens_machine_only = int(human), int(machine_only)
 
 
-def _clicks(conn: sqlite3.Connection, slug: str, links: LinkMap, results: IssueResults) -> None:
+def _clicks(conn: Connection, slug: str, links: LinkMap, results: IssueResults) -> None:
     """Per story, per other link, and the unique clickers of anything but unsubscribing.
 
     One ordered pass over events_link gives each URL's readers; a story reached through
@@ -220,7 +222,7 @@ def _clicks(conn: sqlite3.Connection, slug: str, links: LinkMap, results: IssueR
     results.clicks_total = sum(total for url, _, total in per_url if url not in unsubscribe_urls)
 
 
-def _readers_of(conn: sqlite3.Connection, slug: str, urls: list[str]) -> set[str]:
+def _readers_of(conn: Connection, slug: str, urls: list[str]) -> set[str]:
     """Everyone who clicked any of `urls`."""
     return {
         str(key)
@@ -233,7 +235,7 @@ def _readers_of(conn: sqlite3.Connection, slug: str, urls: list[str]) -> set[str
 
 
 def _only_unsubscribed(
-    conn: sqlite3.Connection, slug: str, readers: set[str], unsubscribing: set[str]
+    conn: Connection, slug: str, readers: set[str], unsubscribing: set[str]
 ) -> int:
     """Of `readers`, those whose only clicks were on an unsubscribe link (not engagement)."""
     only = 0
@@ -253,7 +255,7 @@ def _story_clicks(story: Story, unique: int, total: int) -> LinkClicks:
     return LinkClicks(story.url, "story", story.title, story.section, unique, total)
 
 
-def _unsubscribes(conn: sqlite3.Connection, slug: str, results: IssueResults) -> None:
+def _unsubscribes(conn: Connection, slug: str, results: IssueResults) -> None:
     """By how (one-click, page, SendGrid, SendGrid group), from the consent records: one
     record per reader who left, so nobody counts twice whatever else arrived later."""
     for method, count in conn.execute(
@@ -269,9 +271,7 @@ def _unsubscribes(conn: sqlite3.Connection, slug: str, results: IssueResults) ->
     results.unsubscribed = int(readers)
 
 
-def _per_hour(
-    conn: sqlite3.Connection, slug: str, start: dt.datetime, results: IssueResults
-) -> None:
+def _per_hour(conn: Connection, slug: str, start: dt.datetime, results: IssueResults) -> None:
     begin = int((start if start.tzinfo else start.replace(tzinfo=dt.UTC)).timestamp())
     for hour, opens, clicks in conn.execute(
         "SELECT (occurred - ?) / 3600, sum(event = 'open'), sum(event = 'click') FROM events "

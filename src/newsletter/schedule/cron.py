@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -49,6 +48,9 @@ from newsletter.schedule.store import (
     note_too_late,
     open_schedule_database,
 )
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 
 if TYPE_CHECKING:
     from filelock import BaseFileLock
@@ -265,7 +267,7 @@ def _done(result: RunResult, run: IssueRun, on_issue: Callable[[IssueRun], None]
 
 
 def _too_late(
-    conn: sqlite3.Connection, entry: Entry, max_lateness: dt.timedelta, now: dt.datetime
+    conn: Connection, entry: Entry, max_lateness: dt.timedelta, now: dt.datetime
 ) -> IssueRun | None:
     """Report a too-late issue once; later runs stay quiet about it."""
     if not note_too_late(conn, entry.issue, now):
@@ -282,7 +284,7 @@ def _too_late(
 
 
 def _send_one(
-    conn: sqlite3.Connection,
+    conn: Connection,
     settings: Settings,
     entry: Entry,
     now: dt.datetime,

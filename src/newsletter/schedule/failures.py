@@ -7,12 +7,15 @@ not mail the same failure every few minutes; `schedule --list` shows it as faile
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
+from typing import TYPE_CHECKING
 
 from newsletter.db import transaction
 
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 
-def note_failure(conn: sqlite3.Connection, slug: str, error: str, now: dt.datetime) -> bool:
+
+def note_failure(conn: Connection, slug: str, error: str, now: dt.datetime) -> bool:
     """Record that a due issue failed with `error`; False if the last run said the same."""
     with transaction(conn):
         row = conn.execute(
@@ -29,11 +32,11 @@ def note_failure(conn: sqlite3.Connection, slug: str, error: str, now: dt.dateti
     return row is None or row[0] != error
 
 
-def clear_failure(conn: sqlite3.Connection, slug: str) -> None:
+def clear_failure(conn: Connection, slug: str) -> None:
     with transaction(conn):
         conn.execute("DELETE FROM schedule_failures WHERE issue = ?", (slug,))
 
 
-def recorded_failures(conn: sqlite3.Connection) -> dict[str, tuple[str, dt.datetime]]:
+def recorded_failures(conn: Connection) -> dict[str, tuple[str, dt.datetime]]:
     rows = conn.execute("SELECT issue, error, first_failed FROM schedule_failures").fetchall()
     return {slug: (error, dt.datetime.fromisoformat(since)) for slug, error, since in rows}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,6 +34,9 @@ from newsletter.schedule.store import (
 )
 
 if TYPE_CHECKING:
+    from newsletter.db import Connection
+
+if TYPE_CHECKING:
     from filelock import BaseFileLock
 
     from newsletter.config import Settings
@@ -55,7 +57,7 @@ class Handover:
 
 
 def hand_over(
-    conn: sqlite3.Connection,
+    conn: Connection,
     settings: Settings,
     item: Schedule,
     batches: Callable[[Settings], BatchClient],
@@ -75,7 +77,7 @@ def hand_over(
     return Handover(send_at, batch_id)
 
 
-def record_handed_over(conn: sqlite3.Connection, slug: str) -> None:
+def record_handed_over(conn: Connection, slug: str) -> None:
     """The last ledger batch sent under the issue's SendGrid batch id, for `cancel`."""
     record_through_batch(conn, slug, Ledger(conn).last_batch_id(slug))
 
@@ -134,7 +136,7 @@ def cancel(
             conn.close()
 
 
-def _release_handed_over(conn: sqlite3.Connection, slug: str) -> int:
+def _release_handed_over(conn: Connection, slug: str) -> int:
     """Forget the schedule and put the recipients of the cancelled batch back to pending.
 
     Only ledger batches created after the handover began are touched (SendGrid holds

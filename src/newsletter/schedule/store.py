@@ -26,6 +26,9 @@ from newsletter.schedule.failures import recorded_failures
 from newsletter.schedule.send_time import UTC, SendTime, aware_utc, span, wall_clock
 
 if TYPE_CHECKING:
+    from newsletter.db import Connection
+
+if TYPE_CHECKING:
     from newsletter.config import Settings
 
 CANCEL_DEADLINE = dt.timedelta(minutes=10)  # SendGrid's (shared/sendgrid/README.md, batch_id)
@@ -39,13 +42,13 @@ WRITABLE_FIX = "make the workspace writable by the user that runs newsletter (e.
 # --------------------------------------------------------------------------- storage
 
 
-def open_schedule_database(settings: Settings) -> sqlite3.Connection:
+def open_schedule_database(settings: Settings) -> Connection:
     """The workspace database, found writable up front (cron's user is often not the editor)."""
     try:
-        conn = open_database(settings.database_path)
+        conn = open_database(settings.database)
     except sqlite3.OperationalError as exc:
         raise UserError(
-            f"cannot open the database ({exc})", where=settings.database_path, fix=WRITABLE_FIX
+            f"cannot open the database ({exc})", where=str(settings.database), fix=WRITABLE_FIX
         ) from None
     try:
         with transaction(conn):
@@ -53,7 +56,7 @@ def open_schedule_database(settings: Settings) -> sqlite3.Connection:
     except sqlite3.OperationalError as exc:
         conn.close()
         raise UserError(
-            f"cannot write to the database ({exc})", where=settings.database_path, fix=WRITABLE_FIX
+            f"cannot write to the database ({exc})", where=str(settings.database), fix=WRITABLE_FIX
         ) from None
     except BaseException:
         conn.close()
@@ -120,12 +123,12 @@ def _schedule(row: tuple[Any, ...]) -> Schedule:
     )
 
 
-def get_schedule(conn: sqlite3.Connection, slug: str) -> Schedule | None:
+def get_schedule(conn: Connection, slug: str) -> Schedule | None:
     row = conn.execute(_SELECT + "WHERE s.issue = ?", (slug,)).fetchone()
     return _schedule(row) if row else None
 
 
-def held_until(conn: sqlite3.Connection, slug: str) -> dt.datetime | None:
+def held_until(conn: Connection, slug: str) -> dt.datetime | None:
     """When SendGrid sends an issue handed over to it (UTC); None for any other issue.
 
     Its batches count as sent from the hand-over, up to an hour before readers get it:
@@ -135,13 +138,13 @@ def held_until(conn: sqlite3.Connection, slug: str) -> dt.datetime | None:
     return item.send_at if item is not None and item.submitted else None
 
 
-def schedules(conn: sqlite3.Connection) -> list[Schedule]:
+def schedules(conn: Connection) -> list[Schedule]:
     rows = conn.execute(_SELECT + "ORDER BY s.send_at_utc, s.issue").fetchall()
     return [_schedule(row) for row in rows]
 
 
 def schedule(
-    conn: sqlite3.Connection,
+    conn: Connection,
     slug: str,
     when: SendTime,
     *,
@@ -193,7 +196,7 @@ def schedule(
     return previous
 
 
-def unschedule(conn: sqlite3.Connection, slug: str) -> Schedule:
+def unschedule(conn: Connection, slug: str) -> Schedule:
     """Forget an issue's send time; refused once it is in SendGrid's hands (`cancel`)."""
     with transaction(conn):
         previous = get_schedule(conn, slug)
@@ -208,17 +211,18 @@ def unschedule(conn: sqlite3.Connection, slug: str) -> Schedule:
     return previous
 
 
-def note_too_late(conn: sqlite3.Connection, slug: str, now: dt.datetime) -> bool:
+def note_too_late(conn: Connection, slug: str, now: dt.datetime) -> bool:
     """Record that a too-late issue was reported; False if it had been already."""
     with transaction(conn):
         fresh = conn.execute(
-            "INSERT OR IGNORE INTO schedule_reports (issue, too_late_reported) VALUES (?, ?)",
+            "INSERT INTO schedule_reports (issue, too_late_reported) VALUES (?, ?) "
+            "ON CONFLICT DO NOTHING",
             (slug, now.isoformat()),
         ).rowcount
     return bool(fresh)
 
 
-def claim_batch(conn: sqlite3.Connection, slug: str, batch_id: str, after: int) -> bool:
+def claim_batch(conn: Connection, slug: str, batch_id: str, after: int) -> bool:
     """Record the issue's SendGrid batch id, only while still planned; False if it is not.
 
     An `unschedule` since the cron run read its list wins.
@@ -232,7 +236,7 @@ def claim_batch(conn: sqlite3.Connection, slug: str, batch_id: str, after: int) 
     return bool(claimed)
 
 
-def record_through_batch(conn: sqlite3.Connection, slug: str, through: int | None) -> None:
+def record_through_batch(conn: Connection, slug: str, through: int | None) -> None:
     """The last ledger batch sent under the issue's SendGrid batch id, for `cancel`."""
     with transaction(conn):
         conn.execute(
@@ -242,7 +246,7 @@ def record_through_batch(conn: sqlite3.Connection, slug: str, through: int | Non
         )
 
 
-def handed_over_range(conn: sqlite3.Connection, slug: str) -> tuple[int, int | None]:
+def handed_over_range(conn: Connection, slug: str) -> tuple[int, int | None]:
     """The ledger batches SendGrid holds under the issue's batch id: (after, through]."""
     row = conn.execute(
         "SELECT after_ledger_batch, through_ledger_batch FROM sendgrid_batches WHERE issue = ?",
@@ -253,7 +257,7 @@ def handed_over_range(conn: sqlite3.Connection, slug: str) -> tuple[int, int | N
     return after, through
 
 
-def forget_cancelled(conn: sqlite3.Connection, slug: str) -> None:
+def forget_cancelled(conn: Connection, slug: str) -> None:
     """Mark the issue's SendGrid batch cancelled, forget its schedule (caller's transaction)."""
     conn.execute(
         "UPDATE sendgrid_batches SET state = ?, updated = ? WHERE issue = ?",
@@ -313,9 +317,7 @@ class Progress:
         return ", ".join(parts)
 
 
-def issue_progress(
-    conn: sqlite3.Connection, slug: str, rehearsals: Collection[str] = ()
-) -> Progress:
+def issue_progress(conn: Connection, slug: str, rehearsals: Collection[str] = ()) -> Progress:
     """What the ledger says of an issue; rows only `rehearsals` sent count as pending."""
     ledger = Ledger(conn)
     counts = ledger.counts(slug, rehearsals=rehearsals)
@@ -345,7 +347,7 @@ class Entry:
 
 
 def list_schedules(
-    conn: sqlite3.Connection,
+    conn: Connection,
     now: dt.datetime,
     *,
     max_lateness: dt.timedelta,
@@ -369,7 +371,7 @@ def list_schedules(
 
 
 def due_issues(
-    conn: sqlite3.Connection,
+    conn: Connection,
     now: dt.datetime,
     max_lateness: dt.timedelta,
     submit_ahead: dt.timedelta = SUBMIT_AHEAD,

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from newsletter.config import Settings
-from newsletter.db import explain
+from newsletter.db import engine_errors, explain
 from newsletter.errors import LockBusy, NewsletterError
 from newsletter.web.archive_routes import routes as archive_routes
 from newsletter.web.context import WEB_BUSY_TIMEOUT_MS, WebContext
@@ -140,12 +140,11 @@ async def _too_large(request: Request, exc: Exception) -> Response:
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
     """The database is busy (a send holds it), read-only or damaged: 503, try later."""
-    if isinstance(exc, sqlite3.Error):
+    if isinstance(exc, NewsletterError):
+        line = exc.line()
+    else:
         known = explain(exc)
         line = known.line() if known else f"database error: {exc}"
-    else:
-        assert isinstance(exc, NewsletterError)
-        line = exc.line()
     log.error("%s %s: %s", request.method, request.url.path, line)
     retry = {"retry-after": "30" if isinstance(exc, LockBusy) else "300"}
     if _wants_json(request):
@@ -163,5 +162,7 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, engine_errors()):  # PostgreSQL's, when in use
+        return await _unavailable(request, exc)
     log.exception("%s %s failed", request.method, request.url.path)
     return PlainTextResponse("Internal error: nothing was changed\n", status_code=500)

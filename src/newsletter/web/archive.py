@@ -8,9 +8,9 @@ rehearsal reached nobody), and a web version carries no personal data.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
 from newsletter.config import Settings
@@ -30,6 +30,9 @@ ARCHIVE_POLICY = (
     "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
 
+if TYPE_CHECKING:
+    from newsletter.db import Connection
+
 
 @dataclass(frozen=True)
 class Published:
@@ -46,9 +49,7 @@ class Published:
         return f"{day.day} {day:%B} {day.year}"
 
 
-def published(
-    settings: Settings, conn: sqlite3.Connection, only: str | None = None
-) -> list[Published]:
+def published(settings: Settings, conn: Connection, only: str | None = None) -> list[Published]:
     """The issues that went out and still have a web version, newest first (`only`: that
     one issue, without reading the others' files)."""
     rehearsals = rehearsal_backends()
@@ -74,7 +75,7 @@ def published(
     return found
 
 
-def find(settings: Settings, conn: sqlite3.Connection, slug: str) -> Published | None:
+def find(settings: Settings, conn: Connection, slug: str) -> Published | None:
     return next(iter(published(settings, conn, only=slug)), None)
 
 

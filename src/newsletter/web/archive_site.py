@@ -27,7 +27,7 @@ def write_archive(settings: Settings, target: Path) -> int:
             where=target,
             fix="give a new or empty folder (or one `newsletter archive` wrote)",
         )
-    conn = open_database(settings.database_path)
+    conn = open_database(settings.database)
     try:
         issues = published(settings, conn)
     finally:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from newsletter.audience.tokens import SealedTokens
 from newsletter.audience.unsubscribe import UnsubscribeLinks, local_secret
 from newsletter.config import Settings
 from newsletter.db import connect_checked, open_database
+
+if TYPE_CHECKING:
+    from newsletter.db import Connection
 
 # A web request waits at most this long for a send's write lock, then answers 503.
 WEB_BUSY_TIMEOUT_MS = 10_000
@@ -27,7 +30,7 @@ class WebContext:
     _secret: str = field(default="", repr=False)
     busy_timeout_ms: int = WEB_BUSY_TIMEOUT_MS
     _local: threading.local = field(default_factory=threading.local, repr=False)
-    _opened: list[sqlite3.Connection] = field(default_factory=list, repr=False)
+    _opened: list[Connection] = field(default_factory=list, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -38,7 +41,7 @@ class WebContext:
         busy_timeout_ms: int = WEB_BUSY_TIMEOUT_MS,
     ) -> WebContext:
         """Check and migrate the database once, then serve from per-thread connections."""
-        open_database(settings.database_path).close()
+        open_database(settings.database).close()
         configured = settings.secrets.unsubscribe_secret
         secret = configured.get_secret_value() if configured else local_secret(settings.workspace)
         return cls(settings, clock, configured is not None, secret, busy_timeout_ms)
@@ -61,13 +64,11 @@ class WebContext:
         base = self.settings.file.web.base_url
         return urlsplit(base).path.rstrip("/") if base else ""
 
-    def db(self) -> sqlite3.Connection:
+    def db(self) -> Connection:
         """This worker thread's connection (opened on first use, closed by `close`)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect_checked(
-                self.settings.database_path, busy_timeout_ms=self.busy_timeout_ms
-            )
+            conn = connect_checked(self.settings.database, busy_timeout_ms=self.busy_timeout_ms)
             self._local.conn = conn
             with self._guard:
                 self._opened.append(conn)

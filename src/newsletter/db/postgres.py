@@ -1,0 +1,269 @@
+"""The PostgreSQL engine: a psycopg 3 connection that speaks the SQL the rest of the code writes.
+
+The queries are written once, in the SQL both engines understand (`?` placeholders,
+`ON CONFLICT`, `RETURNING`); `PgConnection` turns the placeholders into psycopg's and
+offers the small part of `sqlite3.Connection` the code uses (execute, executemany,
+in_transaction, close), so no query exists twice. Where the engines truly differ (row
+locks, advisory locks, the schema's id columns) the callers ask `is_postgres`.
+
+psycopg is imported only here, and only when a PostgreSQL URL is in use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from newsletter.db.target import PostgresTarget
+from newsletter.errors import LockBusy, UserError
+
+if TYPE_CHECKING:
+    import psycopg
+
+MIN_SERVER_VERSION = 130000  # PostgreSQL 13: the oldest release its developers still support
+CONNECT_TIMEOUT_S = 10
+URL_WHERE = "DATABASE_URL"
+
+# Advisory lock keys (two int4 keys: a class and an object). The class is "nl" for newsletter.
+LOCK_CLASS = 0x6E6C
+WRITERS = 1  # every write transaction but a ledger claim's: what BEGIN IMMEDIATE is to SQLite
+CRON = 2  # `send --due`: one run at a time, across hosts
+SENDER_CLASS = 0x6E6D  # one key per running sender: held while it is alive
+
+
+class PgCursor:
+    """The part of a DB-API cursor the code reads: rows, and how many rows a write changed."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone() if self._cursor.description else None
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall() if self._cursor.description else []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cursor) if self._cursor.description else iter(())
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+
+class PgConnection:
+    """A psycopg connection in autocommit mode: transactions are opened by `db.transaction`."""
+
+    dialect = "postgresql"
+
+    def __init__(self, raw: psycopg.Connection[Any], target: PostgresTarget) -> None:
+        self.raw = raw
+        self.target = target
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> PgCursor:
+        try:
+            return PgCursor(self.raw.execute(_placeholders(sql), parameters or None))
+        except Exception as exc:
+            translated = _translated(exc, self)
+            if translated is exc:
+                raise
+            raise translated from None
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
+        cursor = self.raw.cursor()
+        try:
+            cursor.executemany(_placeholders(sql), rows)
+        except Exception as exc:
+            translated = _translated(exc, self)
+            if translated is exc:
+                raise
+            raise translated from None
+        return PgCursor(cursor)
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def try_lock(self, key_class: int, key: int) -> bool:
+        """A session advisory lock, taken at once or not at all; it goes when the session dies."""
+        (got,) = self.raw.execute(
+            "SELECT pg_try_advisory_lock(%s, %s)", (key_class, key)
+        ).fetchone() or (False,)
+        return bool(got)
+
+    def unlock(self, key_class: int, key: int) -> None:
+        self.raw.execute("SELECT pg_advisory_unlock(%s, %s)", (key_class, key))
+
+
+_QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?|%")
+
+
+@lru_cache(maxsize=512)
+def _placeholders(sql: str) -> str:
+    """`?` placeholders as psycopg's `%s`, and a literal `%` doubled; quoted text untouched."""
+
+    def swap(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "?":
+            return "%s"
+        if token == "%":
+            return "%%"
+        return token.replace("%", "%%")
+
+    return _QUOTED_OR_MARK.sub(swap, sql)
+
+
+def connect(target: PostgresTarget, *, lock_timeout_ms: int) -> PgConnection:
+    """A checked connection to the server: every failure to connect is one line with its fix."""
+    try:
+        import psycopg
+    except ImportError:
+        raise UserError(
+            "DATABASE_URL names a PostgreSQL server, but psycopg is not installed",
+            where=URL_WHERE,
+            fix="pip install 'psycopg[binary]>=3.2'",
+        ) from None
+    try:
+        raw = psycopg.connect(
+            target.url,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            application_name="newsletter",
+        )
+    except psycopg.Error as exc:
+        raise _connect_failure(exc, target) from None
+    conn = PgConnection(raw, target)
+    try:
+        version = raw.info.server_version
+        if version < MIN_SERVER_VERSION:
+            raise UserError(
+                f"the PostgreSQL server is version {_version_name(version)}, older than "
+                f"the oldest supported ({_version_name(MIN_SERVER_VERSION)})",
+                where=target.shown,
+                fix="upgrade the server, or point DATABASE_URL at a newer one",
+            )
+        raw.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+        raw.execute("SET TIME ZONE 'UTC'")
+    except BaseException:
+        raw.close()
+        raise
+    return conn
+
+
+def _version_name(number: int) -> str:
+    return f"{number // 10000}.{number % 10000}"
+
+
+def _connect_failure(exc: Exception, target: PostgresTarget) -> UserError:
+    text = redact(str(exc), target)
+    lowered = text.lower()
+    user = target.shown.removeprefix("postgresql://").partition("@")[0] or "the default user"
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        return UserError(
+            f"the PostgreSQL server refused the password of {user}",
+            where=target.shown,
+            fix="correct the password in DATABASE_URL (percent-encode @ : / in it)",
+        )
+    if "does not exist" in lowered and "database" in lowered:
+        return UserError(
+            "the PostgreSQL database named in DATABASE_URL does not exist",
+            where=target.shown,
+            fix="create it (createdb -O USER NAME) or correct the name in DATABASE_URL",
+        )
+    if "role" in lowered and "does not exist" in lowered:
+        return UserError(
+            f"the PostgreSQL server has no user {user}",
+            where=target.shown,
+            fix="create it (createuser --pwprompt NAME) or correct the user in DATABASE_URL",
+        )
+    if "pg_hba.conf" in lowered:
+        return UserError(
+            "the PostgreSQL server does not let this machine connect (pg_hba.conf)",
+            where=target.shown,
+            fix="allow this host and user in the server's pg_hba.conf, then reload it",
+        )
+    if "could not translate host name" in lowered or "name or service not known" in lowered:
+        return UserError(
+            "the PostgreSQL server's host name is unknown",
+            where=target.shown,
+            fix="correct the host in DATABASE_URL",
+        )
+    if (
+        "connection refused" in lowered
+        or "timeout expired" in lowered
+        or "could not connect" in lowered
+        or "no such file or directory" in lowered
+        or "server closed the connection" in lowered
+    ):
+        return UserError(
+            "cannot reach the PostgreSQL server (is it running?)",
+            where=target.shown,
+            fix="start it, or correct the host and port in DATABASE_URL",
+        )
+    if "invalid dsn" in lowered or "invalid connection option" in lowered or "missing" in lowered:
+        return UserError(
+            "DATABASE_URL is not a valid PostgreSQL URL",
+            where=URL_WHERE,
+            fix="write it as postgresql://USER:PASSWORD@HOST:5432/DATABASE",
+        )
+    first = " ".join(text.split())[:160]
+    return UserError(
+        f"cannot connect to PostgreSQL ({first})",
+        where=target.shown,
+        fix="check DATABASE_URL and that the server is running",
+    )
+
+
+def redact(text: str, target: PostgresTarget) -> str:
+    """`text` with the URL and its password blotted out, in any form psycopg may quote them."""
+    for secret in (target.url, target.password):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _translated(exc: Exception, conn: PgConnection) -> BaseException:
+    """A database failure the user can act on, as one line; anything else unchanged."""
+    from psycopg import errors
+
+    where = conn.target.shown
+    if isinstance(exc, errors.LockNotAvailable | errors.QueryCanceled):
+        return LockBusy(
+            "the database stayed busy (another newsletter run is writing to it)",
+            where=where,
+            fix="let that run finish, then run the command again",
+        )
+    if isinstance(exc, errors.InsufficientPrivilege):
+        return UserError(
+            "the PostgreSQL user may not write to the workspace's tables",
+            where=where,
+            fix="GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+            "(and USAGE on its sequences) to that user, or use the owner's DATABASE_URL",
+        )
+    if isinstance(exc, errors.ReadOnlySqlTransaction):
+        from newsletter.db.errors import ReadOnlyDatabase
+
+        return ReadOnlyDatabase(where)
+    if isinstance(exc, errors.DiskFull):
+        return UserError(
+            "the PostgreSQL server's disk is full",
+            where=where,
+            fix="free space on the server; nothing was half-written",
+        )
+    if isinstance(exc, errors.OperationalError) and conn.raw.broken:
+        return UserError(
+            "lost the connection to the PostgreSQL server",
+            where=where,
+            fix="check that the server is running, then run the command again "
+            "(what was not committed was rolled back)",
+        )
+    return exc
