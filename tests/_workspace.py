@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from newsletter.audience.unsubscribe import UnsubscribeLinks
 from newsletter.config import Settings, load_settings
@@ -59,6 +60,15 @@ def wait_for_other_sessions(conn: Connection, timeout: float = 10.0) -> None:
 def database(workspace: Path) -> Connection:
     """The workspace's database, opened the way the commands open it."""
     return open_database(load_settings(workspace).database)
+
+
+def query(workspace: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """Rows of one query on the workspace's database (either engine)."""
+    conn = database(workspace)
+    try:
+        return [tuple(row) for row in conn.execute(sql, args).fetchall()]
+    finally:
+        conn.close()
 
 
 def write_csv(path: Path, text: str, *, bom: bool = False, encoding: str = "utf-8") -> Path:

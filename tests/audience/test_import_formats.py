@@ -10,6 +10,9 @@ import pytest
 from tests._cli import run
 from tests._workspace import make_workspace, write_csv
 
+# Each test runs on SQLite and on PostgreSQL (the `engine` fixture).
+pytestmark = pytest.mark.usefixtures("engine")
+
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Path:

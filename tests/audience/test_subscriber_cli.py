@@ -12,6 +12,9 @@ from newsletter.deliver.ledger import Ledger
 from tests._cli import run
 from tests._workspace import database, make_workspace, write_csv
 
+# Each test runs on SQLite and on PostgreSQL (the `engine` fixture).
+pytestmark = pytest.mark.usefixtures("engine")
+
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Path:

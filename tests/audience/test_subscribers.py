@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,19 +12,22 @@ import pytest
 from newsletter.audience.addresses import InvalidAddress, normalize_email
 from newsletter.audience.csv_import import RowProblem
 from newsletter.audience.store import SubscriberStore
-from newsletter.db import open_database
+from newsletter.db import Connection, open_database
 from newsletter.deliver.message import display_name
 from newsletter.errors import UserError
-from tests._workspace import generate_csv, write_csv
+from tests._workspace import database_target, generate_csv, write_csv
+
+# Each test runs on SQLite and on PostgreSQL (the `engine` fixture).
+pytestmark = pytest.mark.usefixtures("engine")
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> sqlite3.Connection:
-    return open_database(tmp_path / "newsletter.db")
+def conn(tmp_path: Path) -> Connection:
+    return open_database(database_target(tmp_path))
 
 
 @pytest.fixture
-def store(conn: sqlite3.Connection) -> SubscriberStore:
+def store(conn: Connection) -> SubscriberStore:
     return SubscriberStore(conn)
 
 
@@ -140,8 +142,8 @@ def test_apply_suppressions_changes_only_active_subscribers(store: SubscriberSto
         store.apply_suppressions(["bob@example.org"], "active")
 
 
-def test_stats_and_iteration_in_pages(store: SubscriberStore, conn: sqlite3.Connection) -> None:
-    path = generate_csv(conn_dir(conn) / "big.csv", 2500)
+def test_stats_and_iteration_in_pages(store: SubscriberStore, tmp_path: Path) -> None:
+    path = generate_csv(tmp_path / "big.csv", 2500)
     assert store.import_csv(path).added == 2500
     store.apply_suppressions([f"reader{i}@example.org" for i in range(0, 2500, 10)], "bounced")
     assert store.stats() == {
@@ -156,11 +158,6 @@ def test_stats_and_iteration_in_pages(store: SubscriberStore, conn: sqlite3.Conn
     assert ids == sorted(ids) and len(ids) == 2500
     bounced = list(store.iter_subscribers("bounced"))
     assert len(bounced) == 250 and bounced[1].email == "reader10@example.org"
-
-
-def conn_dir(conn: sqlite3.Connection) -> Path:
-    (_, _, file) = conn.execute("PRAGMA database_list").fetchone()
-    return Path(file).parent
 
 
 # -- import -------------------------------------------------------------------------------
@@ -377,7 +374,7 @@ def test_import_of_an_empty_or_missing_file(store: SubscriberStore, tmp_path: Pa
 
 
 def test_import_is_one_transaction(
-    store: SubscriberStore, conn: sqlite3.Connection, tmp_path: Path
+    store: SubscriberStore, conn: Connection, tmp_path: Path
 ) -> None:
     """A failure late in a big file leaves the list as it was: no half import."""
     path = generate_csv(tmp_path / "big.csv", 12_000)
@@ -440,6 +437,7 @@ print(report.added, (after - before) * 1024)
 
 
 @pytest.mark.slow
+@pytest.mark.sqlite_only  # the bound is SQLite's page cache
 def test_import_streams_a_large_file_in_bounded_memory(tmp_path: Path) -> None:
     """Peak RSS grows by the bounded SQLite cache and one chunk, not by the file's size."""
     path = generate_csv(tmp_path / "big.csv", 200_000)

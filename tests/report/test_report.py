@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests._cli import run
 from tests._workspace import add_subscribers, sample_workspace, stub_env
 from tests.report.conftest import READERS
@@ -13,6 +15,9 @@ from tests.sendgrid_stub import (
     SendGridStub,
     sendgrid_stub_fixture,  # noqa: F401  (the `sendgrid_stub` fixture)
 )
+
+# Each test runs on SQLite and on PostgreSQL (the `engine` fixture).
+pytestmark = pytest.mark.usefixtures("engine")
 
 
 def test_report_json_equals_what_the_stream_holds(reported: Path) -> None:
@@ -185,10 +190,10 @@ def test_each_reader_who_left_counts_once_under_the_way_they_left(reported: Path
     import time
 
     from newsletter.audience.events import read_events, store_events
-    from newsletter.db import open_database
+    from tests._workspace import database
     from tests.report.conftest import _event
 
-    conn = open_database(reported / "newsletter.db")
+    conn = database(reported)
     try:
         events, bad = read_events(
             [

@@ -7,15 +7,20 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import httpx
+import pytest
 
 from newsletter.config import load_settings
+from newsletter.db import transaction
 from tests._cli import run
-from tests._workspace import add_subscribers, numbered, sample_workspace, stub_env
+from tests._workspace import add_subscribers, database, numbered, sample_workspace, stub_env
 from tests.sendgrid_stub import (
     SendGridStub,
     sendgrid_stub_fixture,  # noqa: F401  (the `sendgrid_stub` fixture)
 )
 from tests.web._server import serve
+
+# Each test runs on SQLite and on PostgreSQL (the `engine` fixture).
+pytestmark = pytest.mark.usefixtures("engine")
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -163,13 +168,14 @@ def test_an_issue_sendgrid_still_holds_is_not_in_the_archive_yet(
     tmp_path: Path, sendgrid_stub: SendGridStub
 ) -> None:
     import datetime as dt
-    import sqlite3
 
     root = sample_workspace(tmp_path / "ws")
     _sent_two_and_rehearsed_one(root, sendgrid_stub)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=40)
-    conn = sqlite3.connect(root / "newsletter.db")
-    with conn:  # as a hand-over to SendGrid leaves it: batches sent, SendGrid holds them
+    conn = database(root)
+    with transaction(
+        conn
+    ):  # as a hand-over to SendGrid leaves it: batches sent, SendGrid holds them
         conn.execute(
             "INSERT INTO schedules (issue, send_at_utc, tz, created) VALUES (?, ?, 'UTC', ?)",
             ("second", later.isoformat(), later.isoformat()),

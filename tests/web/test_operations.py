@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
 import httpx
@@ -11,8 +10,20 @@ import pytest
 
 from newsletter.audience.unsubscribe import UnsubscribeLinks
 from newsletter.config import load_settings
-from tests._workspace import SECRET, add_subscribers, read_only_view, sample_workspace, write_env
+from newsletter.db import rolled_back
+from tests._workspace import (
+    SECRET,
+    add_subscribers,
+    database,
+    query,
+    read_only_view,
+    sample_workspace,
+    write_env,
+)
 from tests.web._server import serve
+
+# Each test runs on SQLite and on PostgreSQL (the `engine` fixture).
+pytestmark = pytest.mark.usefixtures("engine")
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -34,7 +45,7 @@ def _link(address: str) -> str:
 
 
 def _status(root: Path) -> str:
-    conn = sqlite3.connect(root / "newsletter.db")
+    conn = database(root)
     try:
         (status,) = conn.execute(
             "SELECT status FROM subscribers WHERE email_key = 'ann@example.org'"
@@ -47,12 +58,11 @@ def _status(root: Path) -> str:
 def test_a_database_held_by_a_send_gets_a_503_and_nothing_half_written(tmp_path: Path) -> None:
     root = _workspace(tmp_path)
     with serve(load_settings(root), busy_timeout_ms=300) as base:
-        holder = sqlite3.connect(root / "newsletter.db", isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")  # what a sender's claim does
+        holder = database(root)
         try:
-            busy = httpx.post(base + _link("ann@example.org"), data=ONE_CLICK)
+            with rolled_back(holder):  # the write lock held, as a long write holds it
+                busy = httpx.post(base + _link("ann@example.org"), data=ONE_CLICK)
         finally:
-            holder.execute("ROLLBACK")
             holder.close()
         after = httpx.post(base + _link("ann@example.org"), data=ONE_CLICK)
     assert busy.status_code == 503
@@ -62,6 +72,7 @@ def test_a_database_held_by_a_send_gets_a_503_and_nothing_half_written(tmp_path:
     assert _status(root) == "unsubscribed"
 
 
+@pytest.mark.sqlite_only
 def test_a_read_only_database_serves_pages_and_refuses_writes_with_503(tmp_path: Path) -> None:
     root = _workspace(tmp_path)
     with serve(load_settings(root)):
@@ -76,25 +87,23 @@ def test_a_read_only_database_serves_pages_and_refuses_writes_with_503(tmp_path:
     assert _status(root) == "active"
 
 
-def test_forwarded_addresses_count_only_from_trusted_proxies(tmp_path: Path) -> None:
-    results = {}
-    for name, trusted in (("trusted", '["127.0.0.1"]'), ("untrusted", "[]")):
-        root = _workspace(tmp_path / name, f"trusted_proxies = {trusted}")
-        with serve(load_settings(root)) as base, httpx.Client() as client:
-            form = client.get(f"{base}/subscribe")
-            token = re.search(r'name="csrf" value="([^"]+)"', form.text)
-            assert token is not None
-            client.post(
-                f"{base}/subscribe",
-                data={"csrf": token.group(1), "email": "new@example.org"},
-                headers={"X-Forwarded-For": "203.0.113.7"},
-            )
-        conn = sqlite3.connect(root / "newsletter.db")
-        try:
-            (results[name],) = conn.execute("SELECT ip FROM consent").fetchone()
-        finally:
-            conn.close()
-    assert results == {"trusted": "203.0.113.7", "untrusted": "127.0.0.1"}
+@pytest.mark.parametrize(
+    ("trusted", "recorded"), [('["127.0.0.1"]', "203.0.113.7"), ("[]", "127.0.0.1")]
+)
+def test_forwarded_addresses_count_only_from_trusted_proxies(
+    tmp_path: Path, trusted: str, recorded: str
+) -> None:
+    root = _workspace(tmp_path, f"trusted_proxies = {trusted}")
+    with serve(load_settings(root)) as base, httpx.Client() as client:
+        form = client.get(f"{base}/subscribe")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        client.post(
+            f"{base}/subscribe",
+            data={"csrf": token.group(1), "email": "new@example.org"},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
+    assert query(root, "SELECT ip FROM consent") == [(recorded,)]
 
 
 def test_routes_live_under_the_path_of_the_base_url(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import sqlite3
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,14 +14,15 @@ from playwright.sync_api import Browser, expect
 
 from newsletter.config import load_settings
 from tests._cli import run
-from tests._workspace import add_subscribers, sample_workspace
+from tests._workspace import add_subscribers, database, sample_workspace
 from tests.web._server import serve
 
-pytestmark = pytest.mark.browser
+# Each test runs on SQLite and on PostgreSQL (the `engine` fixture).
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("engine")]
 
 
 def _status(root: Path, address: str) -> str | None:
-    conn = sqlite3.connect(root / "newsletter.db")
+    conn = database(root)
     try:
         row = conn.execute("SELECT status FROM subscribers WHERE email = ?", (address,)).fetchone()
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import sqlite3
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -14,9 +13,13 @@ import httpx
 import pytest
 
 from newsletter.config import load_settings
+from newsletter.db import transaction
 from tests._cli import run
-from tests._workspace import add_subscribers, sample_workspace, write_csv
+from tests._workspace import add_subscribers, database, sample_workspace, write_csv
 from tests.web._server import serve
+
+# Each test runs on SQLite and on PostgreSQL (the `engine` fixture).
+pytestmark = pytest.mark.usefixtures("engine")
 
 CONFIRMATIONS = Path("outbox") / "_confirmations"
 
@@ -40,7 +43,7 @@ def _sign_up(client: httpx.Client, base: str, address: str, **extra: str) -> htt
 
 
 def _statuses(root: Path) -> dict[str, str]:
-    conn = sqlite3.connect(root / "newsletter.db")
+    conn = database(root)
     try:
         return dict(conn.execute("SELECT email_key, status FROM subscribers").fetchall())
     finally:
@@ -48,7 +51,7 @@ def _statuses(root: Path) -> dict[str, str]:
 
 
 def _signups(root: Path) -> list[tuple[str, str | None]]:
-    conn = sqlite3.connect(root / "newsletter.db")
+    conn = database(root)
     try:
         return conn.execute(
             "SELECT email_key, ip FROM consent WHERE action = 'signup' ORDER BY id"
@@ -209,8 +212,8 @@ def test_an_old_confirmation_link_never_reactivates_an_address_that_bounced(
         assert token is not None
         assert client.post(base + link, data={"csrf": token.group(1)}).status_code == 200
         assert _statuses(root)["gone@example.org"] == "active"
-        conn = sqlite3.connect(root / "newsletter.db")
-        with conn:  # a later issue hard-bounced (as the webhook records it)
+        conn = database(root)
+        with transaction(conn):  # a later issue hard-bounced (as the webhook records it)
             conn.execute("UPDATE subscribers SET status = 'bounced'")
         conn.close()
         page = client.get(base + link)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import email
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from tests._cli import run
 from tests._workspace import (
     SECRET,
     add_subscribers,
+    database,
     numbered,
     sample_workspace,
     stub_env,
@@ -28,6 +28,9 @@ from tests._workspace import (
 )
 from tests.sendgrid_stub import StubProcess, bypass_proxy_for_loopback
 from tests.web._server import serve
+
+# Each test runs on SQLite and on PostgreSQL (the `engine` fixture).
+pytestmark = pytest.mark.usefixtures("engine")
 
 PEOPLE = ["ann@example.org", "bob@example.org", "carla@example.org"]
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -55,7 +58,7 @@ def _local(base: str, link: str) -> str:
 
 
 def _statuses(root: Path) -> dict[str, tuple[str, str | None]]:
-    conn = sqlite3.connect(root / "newsletter.db")
+    conn = database(root)
     try:
         rows = conn.execute("SELECT email, status, status_reason FROM subscribers").fetchall()
     finally:
@@ -64,7 +67,7 @@ def _statuses(root: Path) -> dict[str, tuple[str, str | None]]:
 
 
 def _consent(root: Path) -> list[tuple[str, str, str, str | None]]:
-    conn = sqlite3.connect(root / "newsletter.db")
+    conn = database(root)
     try:
         return conn.execute(
             "SELECT email_key, action, method, issue FROM consent ORDER BY id"

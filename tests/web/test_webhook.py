@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,10 +14,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from newsletter.config import Settings, load_settings
-from newsletter.db import transaction
+from newsletter.db import open_database, transaction
 from tests._workspace import add_subscribers, database, sample_workspace, write_env
 from tests.web._server import serve
 from tests.web._signing import SIGNATURE, TIMESTAMP, SigningKey, body_of
+
+# Each test runs on SQLite and on PostgreSQL (the `engine` fixture).
+pytestmark = pytest.mark.usefixtures("engine")
 
 _ids = itertools.count()
 
@@ -65,7 +67,7 @@ def post(url: str, key: SigningKey, events: list[Any], **kwargs: Any) -> httpx.R
 
 
 def rows(settings: Settings, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(settings.database_path)
+    conn = open_database(settings.database)
     try:
         return conn.execute(sql, args).fetchall()
     finally:
@@ -488,6 +490,7 @@ def test_a_busy_database_is_a_503_and_nothing_is_half_written(
     assert statuses(settings)["reader1@example.org"] == ("bounced", "sendgrid bounce")
 
 
+@pytest.mark.sqlite_only  # counts SQLite's statements (the batching is shared code)
 def test_events_are_written_in_short_batches(tmp_path: Path) -> None:
     """10,000 events: 20 transactions of 500, not one per event and not one for all."""
     from newsletter.audience.events import read_events, store_events

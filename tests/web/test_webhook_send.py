@@ -18,6 +18,9 @@ from tests.web._server import serve
 from tests.web._signing import SigningKey, body_of
 from tests.web.test_webhook import event, statuses
 
+# Each test runs on SQLite and on PostgreSQL (the `engine` fixture).
+pytestmark = pytest.mark.usefixtures("engine")
+
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from newsletter.audience.csv_text import (
 )
 from newsletter.audience.records import INACTIVE, STATUSES, Status, chunked, dump_fields
 from newsletter.db import transaction, utc_now
+from newsletter.db.dialect import among, temp_keys_table
 from newsletter.errors import UserError
 
 if TYPE_CHECKING:
@@ -142,16 +142,13 @@ class _Importer:
         except OSError as exc:
             raise UserError(f"cannot read the file ({exc.strerror})", where=self.path) from None
         with stream, transaction(self.conn):
-            self.conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS import_keys "
-                "(key TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID"
-            )
-            self.conn.execute("DELETE FROM temp.import_keys")
+            self.conn.execute(temp_keys_table(self.conn))
+            self.conn.execute("DELETE FROM import_keys")
             try:
                 for chunk in chunked(self._candidates(stream)):
                     self._store(chunk)
             finally:
-                self.conn.execute("DELETE FROM temp.import_keys")
+                self.conn.execute("DELETE FROM import_keys")
         return self.report
 
     # -- reading -----------------------------------------------------------------------
@@ -320,20 +317,16 @@ class _Importer:
 
     def _store(self, items: list[_Candidate | RowProblem]) -> None:
         chunk = [item for item in items if isinstance(item, _Candidate)]
-        keys = json.dumps([c.key for c in chunk])
+        keys = [c.key for c in chunk]
+        known, bound = among(self.conn, "key", keys)
         earlier: dict[str, int] = dict(
-            self.conn.execute(
-                "SELECT key, line FROM temp.import_keys "
-                "WHERE key IN (SELECT value FROM json_each(?))",
-                (keys,),
-            ).fetchall()
+            self.conn.execute(f"SELECT key, line FROM import_keys WHERE {known}", (bound,))
         )
+        on_list, bound = among(self.conn, "email_key", keys)
         existing: dict[str, tuple[int, str, str]] = {
             key: (sid, email, status)
             for sid, key, email, status in self.conn.execute(
-                "SELECT id, email_key, email, status FROM main.subscribers "
-                "WHERE email_key IN (SELECT value FROM json_each(?))",
-                (keys,),
+                f"SELECT id, email_key, email, status FROM subscribers WHERE {on_list}", (bound,)
             )
         }
         new: list[_Candidate] = []
@@ -371,7 +364,7 @@ class _Importer:
                 self.report.already_subscribed += 1
                 self._problem(c.line, "skipped", f"already on the list ({email})")
         self.conn.executemany(
-            "INSERT INTO temp.import_keys (key, line) VALUES (?, ?)",
+            "INSERT INTO import_keys (key, line) VALUES (?, ?)",
             [(c.key, c.line) for c in chunk if earlier.get(c.key) == c.line],
         )
         if marks:
@@ -380,7 +373,7 @@ class _Importer:
                 marks,
             )
         self.conn.executemany(
-            "INSERT INTO main.subscribers (email, email_key, name, first_name, fields, status, "
+            "INSERT INTO subscribers (email, email_key, name, first_name, fields, status, "
             "status_reason, source, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
@@ -400,7 +393,7 @@ class _Importer:
         )
         if late_marks:
             self.conn.executemany(
-                "UPDATE main.subscribers SET status = ?, status_reason = ?, updated = ? "
+                "UPDATE subscribers SET status = ?, status_reason = ?, updated = ? "
                 "WHERE email_key = ? AND status = 'active'",
                 late_marks,
             )

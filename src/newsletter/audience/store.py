@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, TextIO
 from newsletter.audience.addresses import InvalidAddress, clean_name, lookup_key, normalize_email
 from newsletter.audience.records import INACTIVE, STATUSES, Status, chunked, dump_fields
 from newsletter.db import transaction, utc_now
+from newsletter.db.dialect import json_keys
 from newsletter.errors import UserError
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ class SubscriberStore:
     def field_names(self) -> list[str]:
         """The custom field names in use, in order of first appearance."""
         rows = self.conn.execute(
-            "SELECT j.key FROM subscribers AS s, json_each(s.fields) AS j "
+            f"SELECT j.key FROM subscribers AS s, {json_keys(self.conn, 's.fields')} "
             "GROUP BY j.key ORDER BY min(s.id), j.key"
         ).fetchall()
         return [str(key) for (key,) in rows]

@@ -163,8 +163,8 @@ def _opens(conn: Connection, slug: str, results: IssueResults) -> None:
     # machine's, machine-only otherwise.
     human, machine_only = conn.execute(
         "SELECT coalesce(sum(person), 0), coalesce(sum(1 - person), 0) FROM ("
-        "SELECT min(machine_open) = 0 AS person FROM events "
-        "WHERE issue = ? AND event = 'open' GROUP BY email_key)",
+        "SELECT CASE WHEN min(machine_open) = 0 THEN 1 ELSE 0 END AS person FROM events "
+        "WHERE issue = ? AND event = 'open' GROUP BY email_key) AS readers",
         (slug,),
     ).fetchone()
     results.opens_unique, results.opens_machine_only = int(human), int(machine_only)
@@ -274,7 +274,8 @@ def _unsubscribes(conn: Connection, slug: str, results: IssueResults) -> None:
 def _per_hour(conn: Connection, slug: str, start: dt.datetime, results: IssueResults) -> None:
     begin = int((start if start.tzinfo else start.replace(tzinfo=dt.UTC)).timestamp())
     for hour, opens, clicks in conn.execute(
-        "SELECT (occurred - ?) / 3600, sum(event = 'open'), sum(event = 'click') FROM events "
+        "SELECT (occurred - ?) / 3600, count(CASE WHEN event = 'open' THEN 1 END), "
+        "count(CASE WHEN event = 'click' THEN 1 END) FROM events "
         "WHERE issue = ? AND event IN ('open', 'click') AND occurred >= ? AND occurred < ? "
         "GROUP BY 1",
         (begin, slug, begin, begin + HOURS * 3600),
