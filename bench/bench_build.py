@@ -36,10 +36,14 @@ from newsletter.issue.file import load_issue  # noqa: E402
 PEER_DIR = REPO / "bench" / ".mjml"
 PEER = PEER_DIR / "node_modules" / ".bin" / "mjml"
 STAGES = ("template", "mjml", "inline", "text")
-# What any build must import: the CLI (typer, which brings pydantic), templates, MJML,
-# inlining (premailer brings cssutils and requests), YAML, HTML parsing and sanitising.
+# What any build must import, as a build imports it: the CLI (typer, whose option parsing
+# brings pydantic), templates, MJML, inlining (premailer with cssutils, but not requests,
+# which a build skips: an empty stand-in here), YAML, HTML parsing and sanitising, and
+# email_validator (the sender address in newsletter.toml is checked on every load).
 IMPORT_FLOOR = (
-    "import typer, typer._adapters, pydantic, jinja2, mjml, premailer, ruamel.yaml, lxml.html, nh3"
+    "import sys, types; sys.modules['requests'] = types.ModuleType('requests')\n"
+    "import typer, typer._adapters, pydantic, jinja2, mjml, premailer, ruamel.yaml, lxml.html\n"
+    "import nh3, email_validator"
 )
 
 

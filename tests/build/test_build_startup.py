@@ -61,6 +61,18 @@ def test_compiled_templates_are_cached_and_an_edited_template_is_compiled_again(
     assert (cache.stat().st_mode & 0o777) == 0o700
 
 
+def test_the_report_page_templates_are_cached_too(workspace: Path) -> None:
+    import jinja2
+
+    cache = Path(os.environ["HOME"]) / ".cache" / "newsletter" / "templates"
+    outcome = run(workspace, "build", "sample")
+    assert outcome.exit_code == 0, outcome.stderr
+    for name in ("report.html.j2", "_parts.html.j2"):
+        filename = str(PACKAGE_TEMPLATES / "preview" / name)
+        key = jinja2.BytecodeCache().get_cache_key(name, filename)
+        assert (cache / f"__jinja2_{key}.cache").is_file(), name
+
+
 def test_an_unwritable_cache_costs_only_the_compile(
     workspace: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 
 from newsletter.build.checks import BuiltEmail, run_checks
 from newsletter.build.render import render_issue, template_environment
-from newsletter.build.report_page import render_preview_report
 from newsletter.build.result import Build
 from newsletter.config import Settings
 from newsletter.errors import UserError
@@ -35,6 +34,8 @@ def make_build(settings: Settings, slug: str) -> Build:
 
 def write_build(settings: Settings, build: Build) -> Path:
     """Replace build/<slug>/ as a whole: readers see the old build or the new one, never a mix."""
+    from newsletter.build.report_page import render_preview_report  # `check` writes no page
+
     target = settings.build_dir(build.slug)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

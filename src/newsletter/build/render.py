@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
 import re
 import textwrap
 import time
@@ -24,6 +22,7 @@ from newsletter.build.finish import finish_html
 from newsletter.build.inline import inline_css
 from newsletter.build.mjml_tags import ascii_attributes, find_unknown_tags
 from newsletter.build.sanitize import sanitize_fragment, to_text
+from newsletter.build.template_cache import compiled_templates
 from newsletter.config import Settings
 from newsletter.errors import TemplateError
 from newsletter.issue.model import Article, Issue
@@ -83,7 +82,7 @@ def template_environment(settings: Settings, slug: str) -> jinja2.Environment:
     loaders.append(jinja2.PackageLoader("newsletter", "templates"))
     environment = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
-        bytecode_cache=_bytecode_cache(),
+        bytecode_cache=compiled_templates(),
         autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2",), default=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -93,26 +92,6 @@ def template_environment(settings: Settings, slug: str) -> jinja2.Environment:
     )
     environment.filters.update(_filters(settings, slug))
     return environment
-
-
-class _TemplateCache(jinja2.FileSystemBytecodeCache):
-    """Compiled templates kept between runs; Jinja2 checks each against the SHA-1 of its
-    source (and the Python version), so an edited template is compiled again."""
-
-    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        # A full disk or a read-only home costs the compile, nothing else.
-        with contextlib.suppress(OSError):
-            super().dump_bytecode(bucket)
-
-
-def _bytecode_cache() -> jinja2.BytecodeCache | None:
-    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    directory = Path(home) / "newsletter" / "templates"
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:
-        return None
-    return _TemplateCache(str(directory))
 
 
 def _inert_content(value: Any) -> Any:

@@ -15,6 +15,7 @@ import jinja2
 
 from newsletter.build.checks import GMAIL_CLIP_BYTES, SIZE_WARNING_BYTES
 from newsletter.build.result import Build
+from newsletter.build.template_cache import compiled_templates
 from newsletter.config import Settings
 from newsletter.list_headers import ONE_CLICK, list_unsubscribe
 from newsletter.merge_tags import fill
@@ -121,6 +122,7 @@ def pages() -> jinja2.Environment:
     """The preview page templates (templates/preview: the report and the live page)."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("newsletter", "templates/preview"),
+        bytecode_cache=compiled_templates(),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
