@@ -1,0 +1,107 @@
+"""The ledger with several senders on one PostgreSQL database (what SQLite never allows):
+row locks that skip each other's rows, keys that tell a live sender from a gone one."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsletter.db import Connection, PgConnection, PostgresTarget, open_database, rolled_back
+from newsletter.db.target import parse_target
+from newsletter.deliver import ledger as states
+from newsletter.deliver.ledger import Ledger
+from tests._workspace import insert_subscribers
+from tests._workspace import numbered_users as numbered
+
+ISSUE = "2026-12-01"
+
+
+@pytest.fixture
+def target(postgres_url: str) -> PostgresTarget:
+    found = parse_target(postgres_url, workspace=Path("."), where="test")
+    assert isinstance(found, PostgresTarget)
+    return found
+
+
+@pytest.fixture
+def conns(target: PostgresTarget) -> Iterator[list[Connection]]:
+    opened = [open_database(target) for _ in range(3)]
+    yield opened
+    for conn in opened:
+        conn.close()
+
+
+def test_a_write_that_holds_the_write_lock_does_not_hold_up_claims_or_marks(
+    conns: list[Connection],
+) -> None:
+    """The web endpoint's writes take the write lock; a send's claims and marks use row
+    locks only, so an unsubscribe being written never stalls a send."""
+    web, sender, _ = conns
+    insert_subscribers(sender, numbered(10))
+    ledger = Ledger(sender)
+    ledger.prepare(ISSUE)
+    with rolled_back(web):  # the write lock, held
+        web.execute("UPDATE subscribers SET status = 'unsubscribed' WHERE id = 1")
+        batch = ledger.claim_batch(ISSUE, 4)
+        assert batch is not None
+        ledger.mark_sent(batch.id, None)
+    assert ledger.counts(ISSUE)[states.SENT] == 4
+
+
+def test_two_senders_claiming_at_once_never_take_the_same_recipient(
+    conns: list[Connection],
+) -> None:
+    setup, first, second = conns
+    insert_subscribers(setup, numbered(3000))
+    assert Ledger(setup).prepare(ISSUE) == 3000
+    taken: dict[int, list[str]] = {0: [], 1: []}
+    start = threading.Barrier(2)
+
+    def send(index: int, conn: Connection) -> None:
+        ledger = Ledger(conn)
+        start.wait()
+        while (batch := ledger.claim_batch(ISSUE, 37)) is not None:
+            taken[index] += [r.email for r in batch.recipients]
+            ledger.mark_sent(batch.id, None)
+
+    threads = [threading.Thread(target=send, args=(i, c)) for i, c in enumerate((first, second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everyone = taken[0] + taken[1]
+    assert len(everyone) == len(set(everyone)) == 3000
+    assert taken[0] and taken[1], "both senders worked"
+    assert Ledger(setup).counts(ISSUE)[states.SENT] == 3000
+
+
+def test_recover_leaves_a_live_senders_batches_and_takes_a_gone_ones(
+    target: PostgresTarget, conns: list[Connection]
+) -> None:
+    setup, _, other = conns
+    insert_subscribers(setup, numbered(20))
+    Ledger(setup).prepare(ISSUE)
+    live = open_database(target)
+    in_flight = Ledger(live).claim_batch(ISSUE, 5)
+    assert in_flight is not None
+    assert Ledger(other).recover(ISSUE) == 0  # its sender is waiting for the answer
+    assert Ledger(other).counts(ISSUE)[states.SENDING] == 5
+    assert isinstance(live, PgConnection)
+    pid = live.raw.info.backend_pid
+    live.close()  # the sender's session ends (as when its process is killed)
+    _wait_until_gone(other, pid)
+    assert Ledger(other).recover(ISSUE) == 5
+    counts = Ledger(other).counts(ISSUE)
+    assert (counts[states.SENDING], counts[states.UNKNOWN]) == (0, 5)
+
+
+def _wait_until_gone(conn: Connection, pid: int) -> None:
+    """The server ends a closed session's backend (and drops its locks) asynchronously."""
+    deadline = time.monotonic() + 10
+    while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ?", (pid,)).fetchone():
+        assert time.monotonic() < deadline, "the closed session's backend is still there"
+        time.sleep(0.01)
