@@ -143,14 +143,7 @@ def connect(target: PostgresTarget, *, lock_timeout_ms: int) -> PgConnection:
         raise _connect_failure(exc, target) from None
     conn = PgConnection(raw, target)
     try:
-        version = raw.info.server_version
-        if version < MIN_SERVER_VERSION:
-            raise UserError(
-                f"the PostgreSQL server is version {_version_name(version)}, older than "
-                f"the oldest supported ({_version_name(MIN_SERVER_VERSION)})",
-                where=target.shown,
-                fix="upgrade the server, or point DATABASE_URL at a newer one",
-            )
+        check_server_version(raw.info.server_version, target)
         raw.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
         raw.execute("SET TIME ZONE 'UTC'")
     except BaseException:
@@ -159,8 +152,23 @@ def connect(target: PostgresTarget, *, lock_timeout_ms: int) -> PgConnection:
     return conn
 
 
+def check_server_version(version: int, target: PostgresTarget) -> None:
+    """Refuse a server older than MIN_SERVER_VERSION (`version` as libpq gives it: 150004)."""
+    if version < MIN_SERVER_VERSION:
+        raise UserError(
+            f"the PostgreSQL server is version {_version_name(version)}, older than "
+            f"the oldest supported ({_version_name(MIN_SERVER_VERSION)})",
+            where=target.shown,
+            fix="upgrade the server, or point DATABASE_URL at a newer one",
+        )
+
+
 def _version_name(number: int) -> str:
-    return f"{number // 10000}.{number % 10000}"
+    """150004 is 15.4; before 10, two numbers made the major release: 90624 is 9.6.24."""
+    if number < 100000:
+        return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
+    major, minor = divmod(number, 10000)
+    return f"{major}.{minor}" if minor else str(major)
 
 
 def _connect_failure(exc: Exception, target: PostgresTarget) -> UserError:
@@ -229,6 +237,11 @@ def redact(text: str, target: PostgresTarget) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def translated(exc: Exception, conn: PgConnection) -> BaseException:
+    """`exc` as the one line a user can act on, where one is known; else `exc` itself."""
+    return _translated(exc, conn)
 
 
 def _translated(exc: Exception, conn: PgConnection) -> BaseException:
