@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.db import open_database
-from newsletter.db.postgres import PgConnection, translated
+from newsletter.db.postgres import PgConnection
 from newsletter.db.schema import migrate
 from newsletter.db.target import PostgresTarget, Target
 from newsletter.db.transactions import Connection, transaction
@@ -148,7 +148,7 @@ def _write(
                     copy.write_row(row)
                     written += 1
         except psycopg.Error as exc:
-            raise translated(exc, conn) from None
+            raise conn.failed(exc) from None
         return written
     insert = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})"
     while chunk := list(itertools.islice(rows, CHUNK)):
