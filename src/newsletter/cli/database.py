@@ -133,7 +133,7 @@ def copy(
 
     Example:
 
-        newsletter db copy --from sqlite:///newsletter.db --to postgresql://editor@db.example.org/newsletter
+        newsletter db copy --to postgresql://editor@db.example.org/news
     """
     from newsletter.db.copy import copy_database
 
