@@ -104,7 +104,9 @@ def _refuse_data(conn: Connection, target: Target) -> None:
         raise UserError(
             f"the target database already holds data (in {', '.join(held)})",
             where=str(target),
-            fix="copy into a new, empty database (createdb -O USER NAME), "
+            fix="copy into a new file (--to sqlite:///NEW.db)"
+            if isinstance(target, Path)
+            else "copy into a new, empty database (createdb -O USER NAME), "
             "or drop this one's tables first",
         )
 
