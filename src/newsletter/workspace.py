@@ -31,6 +31,9 @@ SMTP_STARTTLS=true
 SMTP_CA_FILE=
 # Workspace to use when running outside it (e.g. from cron).
 NEWSLETTER_WORKSPACE=
+# The database on a PostgreSQL server instead of newsletter.db, for a list shared between
+# machines (see README "PostgreSQL"; percent-encode @ : / in the password).
+# DATABASE_URL=postgresql://USER:PASSWORD@HOST:5432/DATABASE
 """
 
 GITIGNORE = """\

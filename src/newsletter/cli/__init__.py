@@ -3,6 +3,7 @@
 from newsletter.cli import audience as audience
 from newsletter.cli import build as build
 from newsletter.cli import collect as collect
+from newsletter.cli import database as database
 from newsletter.cli import deliver as deliver
 from newsletter.cli import preview as preview
 from newsletter.cli import report as report

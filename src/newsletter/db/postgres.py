@@ -63,26 +63,39 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any], target: PostgresTarget) -> None:
         self.raw = raw
         self.target = target
+        # The failure that aborted the open transaction: what a later statement's "current
+        # transaction is aborted" (a cleanup in a `finally`) would otherwise hide.
+        self.failure: BaseException | None = None
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> PgCursor:
         try:
             return PgCursor(self.raw.execute(_placeholders(sql), parameters or None))
         except Exception as exc:
-            translated = _translated(exc, self)
-            if translated is exc:
+            failure = self.failed(exc)
+            if failure is exc:
                 raise
-            raise translated from None
+            raise failure from None
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
         cursor = self.raw.cursor()
         try:
             cursor.executemany(_placeholders(sql), rows)
         except Exception as exc:
-            translated = _translated(exc, self)
-            if translated is exc:
+            failure = self.failed(exc)
+            if failure is exc:
                 raise
-            raise translated from None
+            raise failure from None
         return PgCursor(cursor)
+
+    def failed(self, exc: Exception) -> BaseException:
+        """What to raise for `exc`: its one-line form, or the failure that aborted the
+        transaction when `exc` only says that it is aborted."""
+        from psycopg import errors
+
+        if isinstance(exc, errors.InFailedSqlTransaction) and self.failure is not None:
+            return self.failure
+        self.failure = _translated(exc, self)
+        return self.failure
 
     @property
     def in_transaction(self) -> bool:
@@ -143,14 +156,7 @@ def connect(target: PostgresTarget, *, lock_timeout_ms: int) -> PgConnection:
         raise _connect_failure(exc, target) from None
     conn = PgConnection(raw, target)
     try:
-        version = raw.info.server_version
-        if version < MIN_SERVER_VERSION:
-            raise UserError(
-                f"the PostgreSQL server is version {_version_name(version)}, older than "
-                f"the oldest supported ({_version_name(MIN_SERVER_VERSION)})",
-                where=target.shown,
-                fix="upgrade the server, or point DATABASE_URL at a newer one",
-            )
+        check_server_version(raw.info.server_version, target)
         raw.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
         raw.execute("SET TIME ZONE 'UTC'")
     except BaseException:
@@ -159,8 +165,23 @@ def connect(target: PostgresTarget, *, lock_timeout_ms: int) -> PgConnection:
     return conn
 
 
+def check_server_version(version: int, target: PostgresTarget) -> None:
+    """Refuse a server older than MIN_SERVER_VERSION (`version` as libpq gives it: 150004)."""
+    if version < MIN_SERVER_VERSION:
+        raise UserError(
+            f"the PostgreSQL server is version {_version_name(version)}, older than "
+            f"the oldest supported ({_version_name(MIN_SERVER_VERSION)})",
+            where=target.shown,
+            fix="upgrade the server, or point DATABASE_URL at a newer one",
+        )
+
+
 def _version_name(number: int) -> str:
-    return f"{number // 10000}.{number % 10000}"
+    """150004 is 15.4; before 10, two numbers made the major release: 90624 is 9.6.24."""
+    if number < 100000:
+        return f"{number // 10000}.{number // 100 % 100}.{number % 100}"
+    major, minor = divmod(number, 10000)
+    return f"{major}.{minor}" if minor else str(major)
 
 
 def _connect_failure(exc: Exception, target: PostgresTarget) -> UserError:
@@ -209,11 +230,18 @@ def _connect_failure(exc: Exception, target: PostgresTarget) -> UserError:
             where=target.shown,
             fix="start it, or correct the host and port in DATABASE_URL",
         )
-    if "invalid dsn" in lowered or "invalid connection option" in lowered or "missing" in lowered:
+    if "percent-encoded" in lowered:  # libpq quotes the token, which may be the password
         return UserError(
-            "DATABASE_URL is not a valid PostgreSQL URL",
-            where=URL_WHERE,
-            fix="write it as postgresql://USER:PASSWORD@HOST:5432/DATABASE",
+            "the URL has a % that is not followed by two hexadecimal digits",
+            where=target.shown,
+            fix="write a % in the password or the name as %25",
+        )
+    if "invalid" in lowered or "missing" in lowered:  # libpq read the URL, not the server
+        first = " ".join(text.split())[:120]
+        return UserError(
+            f"the URL is not a valid PostgreSQL URL ({first})",
+            where=target.shown,
+            fix="write it as postgresql://USER:PASSWORD@HOST:5432/DATABASE[?sslmode=require]",
         )
     first = " ".join(text.split())[:160]
     return UserError(
@@ -225,7 +253,10 @@ def _connect_failure(exc: Exception, target: PostgresTarget) -> UserError:
 
 def redact(text: str, target: PostgresTarget) -> str:
     """`text` with the URL and its password blotted out, in any form psycopg may quote them."""
-    for secret in (target.url, target.password):
+    from urllib.parse import urlsplit
+
+    # Longest first: the URL, then the password as written in it and as decoded.
+    for secret in (target.url, urlsplit(target.url).password, target.password):
         if secret:
             text = text.replace(secret, "***")
     return text
@@ -241,6 +272,14 @@ def _translated(exc: Exception, conn: PgConnection) -> BaseException:
             "the database stayed busy (another newsletter run is writing to it)",
             where=where,
             fix="let that run finish, then run the command again",
+        )
+    if isinstance(exc, errors.InsufficientPrivilege) and "schema" in str(exc):
+        return UserError(
+            "the PostgreSQL user may not create the workspace's tables "
+            "(the database's schema is not up to date)",
+            where=where,
+            fix="run `newsletter db migrate` once with the database owner's URL, "
+            "or GRANT CREATE ON SCHEMA public to this user",
         )
     if isinstance(exc, errors.InsufficientPrivilege):
         return UserError(

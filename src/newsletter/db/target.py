@@ -40,23 +40,28 @@ class PostgresTarget:
 Target = Path | PostgresTarget
 
 
-def parse_target(url: str, *, workspace: Path, where: str | Path) -> Target:
-    """DATABASE_URL as a target: `sqlite:///path` (relative to the workspace) or PostgreSQL."""
+def parse_target(
+    url: str, *, workspace: Path, where: str | Path, name: str = "DATABASE_URL"
+) -> Target:
+    """DATABASE_URL as a target: `sqlite:///path` (relative to the workspace) or PostgreSQL.
+
+    `name`: what the messages call the URL (an option, such as `db copy --to`, gives its own).
+    """
     url = url.strip()
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ConfigError(
-            "DATABASE_URL is not a URL (no scheme:// at its start)", where=where, fix=URL_FIX
+            f"{name} is not a URL (no scheme:// at its start)", where=where, fix=URL_FIX
         )
     scheme = scheme.lower()
     if scheme == "sqlite":
         path = rest[1:] if rest.startswith("/") else rest
         if not path:
-            raise ConfigError("DATABASE_URL names no SQLite file", where=where, fix=URL_FIX)
+            raise ConfigError(f"{name} names no SQLite file", where=where, fix=URL_FIX)
         return workspace / Path(unquote(path).split("?", 1)[0])
     if scheme not in POSTGRES_SCHEMES and not scheme.startswith("postgresql+"):
         raise ConfigError(
-            f"DATABASE_URL has the scheme {scheme[:20]!r}, which newsletter cannot use",
+            f"{name} has the scheme {scheme[:20]!r}, which newsletter cannot use",
             where=where,
             fix=URL_FIX,
         )
@@ -65,7 +70,7 @@ def parse_target(url: str, *, workspace: Path, where: str | Path) -> Target:
         port = parts.port
     except ValueError:
         raise ConfigError(
-            "DATABASE_URL is not a valid PostgreSQL URL (its host or port cannot be read)",
+            f"{name} is not a valid PostgreSQL URL (its host or port cannot be read)",
             where=where,
             fix=URL_FIX,
         ) from None
