@@ -156,10 +156,6 @@ def test_a_user_who_may_read_but_not_write(root: Path, roles: Roles) -> None:
     assert migrated.returncode == 0 and "up to date" in migrated.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audience/csv_import.py's SQL is SQLite's (WITHOUT ROWID, json_each, main.)",
-)
 def test_a_user_who_may_read_but_not_write_imports(root: Path, roles: Roles) -> None:
     one_line(newsletter(root, roles.url(roles.reader), *COMMANDS["import"]), "may not write")
 
