@@ -42,7 +42,10 @@ def explain(error: Exception) -> UserError | None:
         if "malformed" in text or "not a database" in text or "Could not decode" in text:
             return DatabaseDamaged(None, text)
         return None
-    first = " ".join(text.split())[:160]
+    # The server's first line only: its DETAIL may quote a row (a subscriber's address).
+    diagnostic = getattr(error, "diag", None)
+    primary = getattr(diagnostic, "message_primary", None) or text.split("\n", 1)[0]
+    first = " ".join(primary.split())[:160]
     return UserError(
         f"the PostgreSQL server refused a query ({first})",
         fix="check the server's log; if the schema was changed by hand, "
