@@ -3,11 +3,12 @@ CSV files, messages and the ledger's view of an issue."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,21 +41,50 @@ def database_target(tmp_path: Path) -> Target:
     return tmp_path / "newsletter.db"
 
 
-def wait_for_other_sessions(conn: Connection, timeout: float = 10.0) -> None:
+def wait_for_other_sessions(
+    conn: Connection, timeout: float = 10.0, *, alive: Collection[int] = ()
+) -> None:
     """PostgreSQL: wait until the server has ended the sessions of processes that died
-    (their advisory locks go with them); SQLite: nothing to wait for."""
+    (their advisory locks go with them); SQLite: nothing to wait for.
+
+    `alive`: the PIDs of processes still running (another sender), whose sessions stay.
+    """
     if not is_postgres(conn):
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        (others,) = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity "
+        kept = set().union(*(tcp_ports(pid) for pid in alive))
+        others = conn.execute(
+            "SELECT client_port FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone()
-        if others == 0:
+        ).fetchall()
+        if all(port in kept for (port,) in others):
             return
         time.sleep(0.02)
     raise AssertionError("sessions of killed processes are still open")
+
+
+def tcp_ports(pid: int) -> set[int]:
+    """The local ports of a running process's TCP sockets (Linux /proc); none once it ended.
+
+    A session's `client_port` in pg_stat_activity is one of them."""
+    inodes: set[str] = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    except OSError:
+        return set()
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text(encoding="ascii").splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def database(workspace: Path) -> Connection:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from newsletter.config import load_settings
+from newsletter.config import Settings, load_settings
 from newsletter.schedule.due_lock import due_lock
 from newsletter.schedule.send_time import Zone, parse_send_time
 from newsletter.schedule.store import open_schedule_database, schedule
@@ -50,6 +51,15 @@ def plan_ago(root: Path, slug: str, minutes: float) -> None:
 
 @pytest.fixture
 def root(tmp_path: Path, sendgrid_stub: SendGridStub) -> Path:
+    root = sample_workspace(tmp_path / "ws", "batch_size = 2")
+    stub_env(root, sendgrid_stub.url)
+    add_subscribers(root, numbered(5))
+    return root
+
+
+@pytest.fixture
+def engine_root(engine: str, tmp_path: Path, sendgrid_stub: SendGridStub) -> Path:
+    """`root` on the test's engine (see the `engine` fixture)."""
     root = sample_workspace(tmp_path / "ws", "batch_size = 2")
     stub_env(root, sendgrid_stub.url)
     add_subscribers(root, numbered(5))
@@ -145,15 +155,25 @@ def test_a_missing_unsubscribe_secret_stops_the_run_at_the_first_issue(
     assert sendgrid_stub.accepted == []
 
 
-def test_a_busy_lock_is_exit_5_with_one_line(root: Path) -> None:
+def test_a_busy_lock_is_exit_5_with_one_line(engine_root: Path) -> None:
+    root = engine_root
     plan_ago(root, "sample", 1)
-    with due_lock(load_settings(root), dt.datetime.now(UTC)):
+    settings = load_settings(root)
+    # The lock file on SQLite; on PostgreSQL the database (the lock is the server's).
+    where = root / ".newsletter-due.lock" if _on_sqlite(settings) else settings.database
+    with due_lock(settings, dt.datetime.now(UTC)):
         outcome = run(root, "send", "--due")
     assert outcome.exit_code == 5
     assert outcome.stdout == ""
     assert outcome.stderr.startswith(
-        f"error: {root}/.newsletter-due.lock: another `newsletter send --due` is running (pid "
-    )
+        f"error: {where}: another `newsletter send --due` is running "
+        f"(pid {os.getpid()} on {socket.gethostname()}, since "
+    ), outcome.stderr
+    assert "pg-test-" not in outcome.stderr  # never the password of DATABASE_URL
+
+
+def _on_sqlite(settings: Settings) -> bool:
+    return isinstance(settings.database, Path)
 
 
 def test_send_due_takes_no_issue(root: Path) -> None:
@@ -215,26 +235,31 @@ def test_send_due_accepts_yes_since_it_never_asks(root: Path) -> None:
     assert run(root, "send", "--due", "--yes").exit_code == 7
 
 
-def test_two_runs_at_once_send_each_subscriber_the_issue_exactly_once(tmp_path: Path) -> None:
-    """Two real processes start together, as when a slow run meets the next cron tick."""
+def test_two_runs_at_once_send_each_subscriber_the_issue_exactly_once(
+    engine: str, tmp_path: Path
+) -> None:
+    """Two real processes start together, as when a slow run meets the next cron tick: on
+    SQLite in one workspace; on PostgreSQL from two workspaces (two hosts' crons) sharing
+    one database, where only the server's lock can keep them apart."""
     with StubProcess(port_file=tmp_path / "stub.port") as stub:
         stub.configure(delay=0.3)  # 15 requests take 4.5 s: the runs overlap even on a busy CI
-        root = sample_workspace(tmp_path / "ws", "batch_size = 2")
-        stub_env(root, stub.url)
+        hosts = ("ws",) if engine == "sqlite" else ("host-a", "host-b")
+        roots = [sample_workspace(tmp_path / host, "batch_size = 2") for host in hosts]
+        for root in roots:
+            stub_env(root, stub.url)
         emails = numbered(30)
-        add_subscribers(root, emails)
-        plan_ago(root, "sample", 1)
+        add_subscribers(roots[0], emails)
+        plan_ago(roots[0], "sample", 1)
         newsletter = str(Path(sys.executable).with_name("newsletter"))
-        env = {**os.environ, "NEWSLETTER_WORKSPACE": str(root)}
         runs = [
             subprocess.Popen(
                 [newsletter, "send", "--due"],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=env,
+                env={**os.environ, "NEWSLETTER_WORKSPACE": str(roots[n % len(roots)])},
             )
-            for _ in range(2)
+            for n in range(2)
         ]
         outputs = [process.communicate(timeout=120) for process in runs]
         codes = sorted(process.returncode for process in runs)

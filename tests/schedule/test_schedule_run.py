@@ -29,7 +29,12 @@ from newsletter.schedule.due_lock import DUE_LOCK_FILE, LOCK_OWNER_FILE, due_loc
 from newsletter.schedule.handover import Handover
 from newsletter.schedule.send_time import Zone, parse_send_time
 from newsletter.schedule.store import open_schedule_database, schedule
-from tests._workspace import insert_subscribers, make_workspace, numbered
+from tests._workspace import (
+    insert_subscribers,
+    make_workspace,
+    numbered,
+    wait_for_other_sessions,
+)
 
 UTC = dt.UTC
 BERLIN = Zone("Europe/Berlin", "--tz")
@@ -67,6 +72,21 @@ def root(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(root: Path) -> Settings:
     return load_settings(root, environ={})
+
+
+@pytest.fixture
+def engine_settings(engine: str, root: Path) -> Settings:
+    """`settings` on the test's engine: on PostgreSQL the `engine` fixture's DATABASE_URL,
+    holding the five subscribers of `outbox_workspace` too."""
+    url = os.environ.get("DATABASE_URL")
+    settings = load_settings(root, environ={"DATABASE_URL": url} if url else {})
+    if url:
+        conn = open_database(settings.database)
+        try:
+            insert_subscribers(conn, numbered(5))
+        finally:
+            conn.close()
+    return settings
 
 
 def plan(settings: Settings, slug: str, local: str, *, via_sendgrid: bool = False) -> None:
@@ -397,9 +417,14 @@ def holders() -> Iterator[list[subprocess.Popen[str]]]:
         process.wait()
 
 
-def test_a_second_run_says_the_lock_is_busy_and_sends_nothing(
-    settings: Settings, holders: list[subprocess.Popen[str]]
-) -> None:
+def _where_the_lock_is(settings: Settings) -> str:
+    """What a busy message names: the lock file, or the PostgreSQL database (no password)."""
+    target = settings.database
+    return str(settings.workspace / DUE_LOCK_FILE if isinstance(target, Path) else target)
+
+
+def test_a_second_run_says_the_lock_is_busy_and_sends_nothing(engine_settings: Settings) -> None:
+    settings = engine_settings
     plan(settings, "a", "2026-12-01 08:00")
     with due_lock(settings, at("2026-12-01 06:58")):
         sender = FakeSender()
@@ -410,7 +435,7 @@ def test_a_second_run_says_the_lock_is_busy_and_sends_nothing(
     assert not (settings.workspace / LOCK_OWNER_FILE).exists()  # gone with the lock
     assert result.stopped is not None
     assert result.stopped.line() == (
-        f"{settings.workspace / DUE_LOCK_FILE}: another `newsletter send --due` is running "
+        f"{_where_the_lock_is(settings)}: another `newsletter send --due` is running "
         f"(pid {os.getpid()} on {os.uname().nodename}, since 2026-12-01 06:58:00 UTC) — "
         "nothing to do: that run sends what is due; the lock goes when it ends"
     )
@@ -422,6 +447,62 @@ def test_a_lock_held_by_another_process_is_busy(
     holders.append(_hold("FileLock", settings.workspace / DUE_LOCK_FILE))
     with pytest.raises(LockBusy), due_lock(settings, DUE):
         pass
+
+
+def _hold_due_lock(settings: Settings) -> subprocess.Popen[str]:
+    """Another process in the cron lock (`due_lock` as `send --due` takes it), at DUE."""
+    url = settings.secrets.database_url
+    environ = {"DATABASE_URL": url.get_secret_value()} if url else {}
+    code = textwrap.dedent(
+        f"""
+        import datetime as dt, time
+        from pathlib import Path
+        from newsletter.config import load_settings
+        from newsletter.schedule.due_lock import due_lock
+        settings = load_settings(Path({str(settings.workspace)!r}), environ={environ!r})
+        with due_lock(settings, dt.datetime.fromisoformat({DUE.isoformat()!r})):
+            print("held", flush=True)
+            time.sleep(120)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_the_lock_of_a_killed_run_goes_with_it_on_either_engine(
+    engine_settings: Settings, holders: list[subprocess.Popen[str]]
+) -> None:
+    """Held by another process (on PostgreSQL: another host, as far as the server can
+    tell), the lock turns a second run away at once, naming the holder; when the holder is
+    SIGKILLed the lock goes (PostgreSQL: with its session), and the next run sends."""
+    settings = engine_settings
+    plan(settings, "a", "2026-12-01 08:00")
+    holder = _hold_due_lock(settings)
+    holders.append(holder)
+    sender = FakeSender()
+    busy = run_due(settings, DUE, send=sender)
+    assert (busy.exit_code, sender.calls) == (ExitCode.LOCK_BUSY, [])
+    assert busy.stopped is not None
+    assert busy.stopped.line() == (
+        f"{_where_the_lock_is(settings)}: another `newsletter send --due` is running "
+        f"(pid {holder.pid} on {os.uname().nodename}, since 2026-12-01 07:00:00 UTC) — "
+        "nothing to do: that run sends what is due; the lock goes when it ends"
+    )
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    conn = open_database(settings.database)
+    try:
+        wait_for_other_sessions(conn)  # the server ends the killed session asynchronously
+    finally:
+        conn.close()
+    result = run_due(settings, DUE, send=sender)
+    assert result.exit_code is ExitCode.SENT, result.stopped
+    assert [slug for slug, _ in sender.calls] == ["a"]
 
 
 @pytest.mark.parametrize("lock_class", ["FileLock", "SoftFileLock"])

@@ -116,6 +116,19 @@ class PgConnection:
     def unlock(self, key_class: int, key: int) -> None:
         self.raw.execute("SELECT pg_advisory_unlock(%s, %s)", (key_class, key))
 
+    def lock_holder(self, key_class: int, key: int) -> str | None:
+        """The application_name of the session holding an advisory lock of this database,
+        for a busy message; None when nobody holds it or the server does not say."""
+        row = self.raw.execute(
+            "SELECT a.application_name FROM pg_locks AS l "
+            "JOIN pg_stat_activity AS a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+            "AND l.classid::bigint = %s AND l.objid::bigint = %s "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (key_class, key),
+        ).fetchone()
+        return str(row[0]) if row and row[0] else None
+
 
 _QUOTED_OR_MARK = re.compile(r"'(?:[^']|'')*'|\?|%")
 

@@ -106,6 +106,9 @@ class Ledger(LedgerView):
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
         self._claimer = Claimer(conn) if isinstance(conn, PgConnection) else None
+        # Rows this ledger's claims made `skipped` (committed): with several senders on one
+        # issue, the skipped count of the issue also holds the others'.
+        self.skipped = 0
 
     # -- preparing and recovering ---------------------------------------------------------
 
@@ -203,14 +206,16 @@ class Ledger(LedgerView):
         if issue_id is None:
             return []
         claimed: list[tuple[int, int, list[_PendingRow]]] = []
+        skipped = [0]
         with transaction(self.conn, concurrent=True):
             for size in sizes:
-                rows = self._take_active_pending(issue_id, size)
+                rows = self._take_active_pending(issue_id, size, skipped)
                 if not rows:
                     break
                 attempt = max(row[1] for row in rows) + 1
                 batch_id = self._insert_batch(issue, issue_id, rows, attempt, backend)
                 claimed.append((batch_id, attempt, rows))
+        self.skipped += skipped[0]
         return [
             Batch(id=batch_id, issue=issue, recipients=_recipients(rows), attempt=attempt)
             for batch_id, attempt, rows in claimed
@@ -252,7 +257,9 @@ class Ledger(LedgerView):
             )
         return int(batch_id)
 
-    def _take_active_pending(self, issue_id: int, size: int) -> list[_PendingRow]:
+    def _take_active_pending(
+        self, issue_id: int, size: int, skipped: list[int]
+    ) -> list[_PendingRow]:
         # PostgreSQL: lock the rows taken, passing over rows another sender has locked.
         lock = " FOR UPDATE OF l SKIP LOCKED" if self._claimer is not None else ""
         while True:
@@ -269,6 +276,7 @@ class Ledger(LedgerView):
             inactive = [(row[0],) for row in rows if row[7] != "active"]
             if inactive:
                 self.conn.executemany("UPDATE ledger SET state = 'skipped' WHERE id = ?", inactive)
+                skipped[0] += len(inactive)
             active = [(*row[1:7], row[0]) for row in rows if row[7] == "active"]
             if active:
                 return active

@@ -10,6 +10,10 @@ The ledger protocol: a batch is claimed (`sending`) before its request goes out 
 marked after the answer; a request that provably did not go out is released, one whose
 answer was lost is `unknown` and is not sent again unless the editor asks. Up to
 `[delivery] concurrency` batches are in flight at once (send_loop.py, in_flight.py).
+
+On SQLite one send runs in a workspace at a time (the workspace send lock). On PostgreSQL
+several may send one issue at once, from one workspace or from several hosts: each claims
+rows the others have not (row locks), and each summary counts what that sender did.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Self, cast
 
-from newsletter.db import rolled_back
+from newsletter.db import PostgresTarget, is_postgres, rolled_back
 from newsletter.deliver.backends import (
     Backend,
     BatchResult,
@@ -74,7 +78,7 @@ if TYPE_CHECKING:
 
 
 class Sender:
-    """One send of one issue, holding the workspace send lock from start to end."""
+    """One send of one issue, holding the workspace send lock from start to end (SQLite)."""
 
     def __init__(
         self,
@@ -104,6 +108,7 @@ class Sender:
         self._conn: Connection | None = None
         self._message: Message | None = None
         self._notes: list[str] = []
+        self._preflighted = False
         self.rehearsal = False
         self.warnings: list[str] = []
 
@@ -117,15 +122,20 @@ class Sender:
             self._conn = open_database(self.settings.database, scratch_copy=True)
             self._workspace_writable = False
             return self
-        self._lock = take_lock(
-            self.settings.workspace / SEND_LOCK_FILE,
-            busy="another send is running in this workspace",
-            busy_fix="wait for it to finish; the lock goes when that process ends",
-        )
+        target = self.settings.database
+        if not isinstance(target, PostgresTarget):
+            # On PostgreSQL, senders on other hosts could not see this lock anyway: there
+            # the ledger's row locks and sender keys keep several senders apart.
+            self._lock = take_lock(
+                self.settings.workspace / SEND_LOCK_FILE,
+                busy="another send is running in this workspace",
+                busy_fix="wait for it to finish; the lock goes when that process ends",
+            )
         try:
-            self._conn = open_database(self.settings.database)
+            self._conn = open_database(target)
         except BaseException:
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
             raise
         return self
 
@@ -198,7 +208,7 @@ class Sender:
             rehearsal = Ledger(self.conn)
             self.requeue(rehearsal)
             counts = rehearsal.counts(self.slug)
-        return Preflight(
+        result = Preflight(
             slug=self.slug,
             subject=message.subject,
             sender=message.sender.readable(),
@@ -211,6 +221,8 @@ class Sender:
             sync=report,
             warnings=self.warnings,
         )
+        self._preflighted = True
+        return result
 
     def _refuse_if_finished(self, ledger: Ledger) -> None:
         from newsletter.deliver.ledger import SENT
@@ -255,7 +267,7 @@ class Sender:
     # -- sending
 
     def send(self, progress: ProgressCallback | None = None) -> Summary:
-        from newsletter.deliver.ledger import PENDING, SKIPPED, Ledger
+        from newsletter.deliver.ledger import PENDING, Ledger
 
         message = self.message
         backend = self.backend
@@ -274,10 +286,14 @@ class Sender:
         with loop.timed():
             ledger.recover(self.slug)
             ledger.forget_rehearsals(self.slug, self.rehearsals())
-            self._refuse_if_finished(ledger)
+            if not (self._preflighted and is_postgres(self.conn)):
+                # On PostgreSQL another sender may have finished the issue since the
+                # preflight: this one then sends nothing and says so (sent 0).
+                self._refuse_if_finished(ledger)
             self.requeue(ledger)
-            counts = ledger.counts(self.slug)
-        loop.total, skipped_before = counts[PENDING], counts[SKIPPED]
+            # The pending rows: all this send's on SQLite; on PostgreSQL shared with any
+            # other sender of the issue, so at most what this one will send.
+            loop.total = ledger.counts(self.slug)[PENDING]
         requests_before = backend.requests
 
         def prepare(batch: Batch) -> Callable[[], BatchResult]:
@@ -289,10 +305,12 @@ class Sender:
 
         summary = loop.run(in_flight(prepare, self.concurrency), self.concurrency)
         summary.warnings = list(self.warnings)
-        with loop.timed():
-            summary.skipped = ledger.counts(self.slug)[SKIPPED] - skipped_before
+        summary.skipped = ledger.skipped  # by this send's claims, not another sender's
         if summary.stopped is None:
-            loop.report(Progress(loop.total, loop.total))
+            # Every row this send took is done: with one sender, every row pending at the
+            # start (the total); with several, this one's share of them.
+            done = summary.sent + summary.failed + summary.unknown + summary.skipped
+            loop.report(Progress(done, done))
         summary.requests = backend.requests - requests_before
         summary.seconds = self._clock() - started
         summary.timings = {"database": loop.database, **backend.timings}
