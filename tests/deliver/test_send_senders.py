@@ -162,3 +162,27 @@ def test_two_sends_at_once_share_the_issue_and_each_tells_its_own(
         assert [sent for sent, _, _, _ in summaries] == [sum(d.values()) for d in deliveries]
     states = Counter(ledger_states(roots[0], "sample").values())
     assert states == {"sent": len(everyone), "skipped": len(gone)}
+
+
+def test_a_resend_waits_for_no_one_and_no_one_joins_a_resend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str, stub: SendGridStub
+) -> None:
+    """PostgreSQL: `--resend` puts back what other senders may be sending at that moment,
+    so it runs alone: refused while another sender of the issue runs, and refusing them."""
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    root = _workspace(tmp_path / "ws", stub)
+    add_subscribers(root, numbered(12))
+    with Sender(load_settings(root), "sample", SendOptions(sync=False)) as running:
+        running.preflight()
+        resend = run(root, *SEND, "--resend")
+    assert resend.exit_code == 5, resend.stderr
+    assert "another send of 'sample' is running, and --resend must run alone" in resend.stderr
+    assert stub.deliveries(issue="sample") == {}
+
+    assert run(root, *SEND).exit_code == 0
+    with Sender(load_settings(root), "sample", SendOptions(sync=False, resend=True)) as again:
+        again.preflight()
+        joining = run(root, *SEND, "--new-subscribers")
+    assert joining.exit_code == 5, joining.stderr
+    assert "a --resend of 'sample' is running" in joining.stderr
+    assert stub.deliveries(issue="sample") == {email: 1 for email in numbered(12)}

@@ -31,6 +31,16 @@ LOCK_CLASS = 0x6E6C
 WRITERS = 1  # every write transaction but a ledger claim's: what BEGIN IMMEDIATE is to SQLite
 CRON = 2  # `send --due`: one run at a time, across hosts
 SENDER_CLASS = 0x6E6D  # one key per running sender: held while it is alive
+# One key per issue: every sender of it holds it shared; `send --resend`, which puts back
+# what others may be sending right now, needs it alone.
+ISSUE_CLASS = 0x6E6F
+
+
+def issue_key(slug: str) -> int:
+    """An issue's advisory lock key: the same on every host (a CRC, not Python's hash)."""
+    import zlib
+
+    return zlib.crc32(slug.encode("utf-8")) & 0x7FFFFFFF
 
 
 class PgCursor:
@@ -106,11 +116,12 @@ class PgConnection:
     def close(self) -> None:
         self.raw.close()
 
-    def try_lock(self, key_class: int, key: int) -> bool:
+    def try_lock(self, key_class: int, key: int, *, shared: bool = False) -> bool:
         """A session advisory lock, taken at once or not at all; it goes when the session dies."""
-        (got,) = self.raw.execute(
-            "SELECT pg_try_advisory_lock(%s, %s)", (key_class, key)
-        ).fetchone() or (False,)
+        function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+        (got,) = self.raw.execute(f"SELECT {function}(%s, %s)", (key_class, key)).fetchone() or (
+            False,
+        )
         return bool(got)
 
     def unlock(self, key_class: int, key: int) -> None:

@@ -25,7 +25,8 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Self, cast
 
-from newsletter.db import PostgresTarget, is_postgres, rolled_back
+from newsletter.db import PgConnection, PostgresTarget, is_postgres, rolled_back
+from newsletter.db.postgres import ISSUE_CLASS, issue_key
 from newsletter.deliver.backends import (
     Backend,
     BatchResult,
@@ -53,7 +54,7 @@ from newsletter.deliver.send_loop import (
     SendLoop,
     Summary,
 )
-from newsletter.errors import UserError
+from newsletter.errors import LockBusy, UserError
 
 if TYPE_CHECKING:
     from newsletter.db import Connection
@@ -133,11 +134,31 @@ class Sender:
             )
         try:
             self._conn = open_database(target)
+            if isinstance(self._conn, PgConnection):
+                self._share_issue(self._conn)
         except BaseException:
+            if self._conn is not None:
+                self._conn.close()
             if self._lock is not None:
                 self._lock.release()
             raise
         return self
+
+    def _share_issue(self, conn: PgConnection) -> None:
+        """PostgreSQL: senders of one issue may work side by side, but `--resend` (which puts
+        back what the others may be sending) only alone. Held until the connection closes."""
+        alone = self.options.resend
+        if conn.try_lock(ISSUE_CLASS, issue_key(self.slug), shared=not alone):
+            return
+        if alone:
+            raise LockBusy(
+                f"another send of {self.slug!r} is running, and --resend must run alone",
+                fix="wait for it to finish, then run the --resend again",
+            )
+        raise LockBusy(
+            f"a --resend of {self.slug!r} is running",
+            fix="wait for it to finish; it sends to everyone",
+        )
 
     def __exit__(
         self,
