@@ -143,7 +143,8 @@ class SendGridRequest:
 
     def _first_name(self, recipient: RecipientLike) -> tuple[str, str]:
         """The first name's value encoded as HTML and as text, kept for those sharing it."""
-        key = (recipient.first_name, recipient.name)
+        # The name counts only when there is no first name (first_name_of).
+        key = (recipient.first_name, None) if recipient.first_name else (None, recipient.name)
         encoded = self._names.get(key)
         if encoded is None:
             value = neutralise_markers(first_name_of(recipient))
