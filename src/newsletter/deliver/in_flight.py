@@ -3,10 +3,10 @@ the one thread that writes the ledger.
 
 The sender claims a batch (one short transaction) before handing it over and records the
 answer after taking it back, so the ledger is written from one thread only and never holds
-more batches `sending` than there are requests in flight. A worker builds the batch's
-request body and sends it: the ledger's thread only claims and records, so the next claim
-overlaps with the bodies being built and the requests waiting. With one request in flight
-the batch is sent in the calling thread, exactly as a sequential send does.
+more batches `sending` than there are requests in flight. The request body is built in the
+calling thread too (`Prepare`): the workers only wait on sockets, so they seldom hold the
+interpreter lock that the ledger's thread needs back after every SQLite call. With one
+request in flight the batch is sent in the calling thread, exactly as a sequential send does.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from newsletter.deliver.backends import BatchResult
     from newsletter.deliver.ledger import Batch
 
-# One batch's request, body and all: run in a worker thread (or the calling one).
-Send = Callable[["Batch"], "BatchResult"]
+# Run in the calling thread when the batch is handed over; returns the request to run.
+Prepare = Callable[["Batch"], Callable[[], "BatchResult"]]
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,14 @@ class InFlight(Protocol):
     def close(self) -> None: ...
 
 
-def in_flight(send: Send, concurrency: int) -> InFlight:
+def in_flight(prepare: Prepare, concurrency: int) -> InFlight:
     """One request at a time in this thread, or up to `concurrency` in worker threads."""
-    return Sequential(send) if concurrency <= 1 else Concurrent(send, concurrency)
+    return Sequential(prepare) if concurrency <= 1 else Concurrent(prepare, concurrency)
 
 
-def _answer(batch: Batch, send: Send) -> Answer:
+def _answer(batch: Batch, request: Callable[[], BatchResult]) -> Answer:
     try:
-        return Answer(batch, result=send(batch))
+        return Answer(batch, result=request())
     except Exception as exc:  # the sender sorts it: not sent, or may have gone out
         return Answer(batch, error=exc)
 
@@ -62,12 +62,12 @@ def _answer(batch: Batch, send: Send) -> Answer:
 class Sequential:
     """The request runs in the calling thread, inside `submit`."""
 
-    def __init__(self, send: Send) -> None:
-        self._send = send
+    def __init__(self, prepare: Prepare) -> None:
+        self._prepare = prepare
         self._answers: list[Answer] = []
 
     def submit(self, batch: Batch) -> None:
-        self._answers.append(_answer(batch, self._send))
+        self._answers.append(_answer(batch, lambda: self._prepare(batch)()))
 
     def next_answers(self) -> list[Answer]:
         answers, self._answers = self._answers, []
@@ -84,9 +84,11 @@ class Concurrent:
     unknown and exits without waiting for their answers.
     """
 
-    def __init__(self, send: Send, workers: int) -> None:
-        self._send = send
-        self._requests: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+    def __init__(self, prepare: Prepare, workers: int) -> None:
+        self._prepare = prepare
+        self._requests: queue.SimpleQueue[tuple[Batch, Callable[[], BatchResult]] | None] = (
+            queue.SimpleQueue()
+        )
         self._answers: queue.SimpleQueue[Answer] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"send-{n}", daemon=True)
@@ -96,11 +98,16 @@ class Concurrent:
             thread.start()
 
     def _work(self) -> None:
-        while (batch := self._requests.get()) is not None:
-            self._answers.put(_answer(batch, self._send))
+        while (job := self._requests.get()) is not None:
+            self._answers.put(_answer(*job))
 
     def submit(self, batch: Batch) -> None:
-        self._requests.put(batch)
+        try:
+            request = self._prepare(batch)
+        except Exception as exc:
+            self._answers.put(Answer(batch, error=exc))
+            return
+        self._requests.put((batch, request))
 
     def next_answers(self) -> list[Answer]:
         # A timeout keeps the wait interruptible by Ctrl-C on every platform.

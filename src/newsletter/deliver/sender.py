@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, cast
 
 from newsletter.db import rolled_back
 from newsletter.deliver.backends import (
     Backend,
     BatchResult,
+    ConcurrentBackend,
     capabilities,
     create_backend,
     rehearsal_backends,
@@ -277,10 +278,14 @@ class Sender:
         loop.total, skipped_before = counts[PENDING], counts[SKIPPED]
         requests_before = backend.requests
 
-        def send(batch: Batch) -> BatchResult:  # in a worker thread when concurrent
-            return backend.send_batch(message, batch.recipients)
+        def prepare(batch: Batch) -> Callable[[], BatchResult]:
+            if self.concurrency > 1:  # the body now, in this thread; the request in a worker
+                concurrent = cast(ConcurrentBackend, backend)
+                body = concurrent.prepare(message, batch.recipients)
+                return lambda: concurrent.send_prepared(body)
+            return lambda: backend.send_batch(message, batch.recipients)
 
-        summary = loop.run(in_flight(send, self.concurrency), self.concurrency)
+        summary = loop.run(in_flight(prepare, self.concurrency), self.concurrency)
         summary.warnings = list(self.warnings)
         with loop.timed():
             summary.skipped = ledger.counts(self.slug)[SKIPPED] - skipped_before

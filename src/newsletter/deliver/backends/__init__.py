@@ -77,9 +77,9 @@ class Backend(Protocol):
 class ConcurrentBackend(Backend, Protocol):
     """A backend whose requests may be in flight several at once (`Capabilities.concurrent`).
 
-    `send_batch` is called from several worker threads at once (it builds the batch's
-    request and sends it); `prepare` and `send_prepared` are its two halves (building,
-    sending); `halt` makes every worker start no new attempt, e.g. after the key was refused.
+    `prepare` builds a batch's request (CPU) in the thread that claims batches;
+    `send_prepared` sends it (network) from a worker thread; `halt` makes every worker
+    start no new attempt, e.g. after the key was refused.
     """
 
     def prepare(self, message: Message, recipients: Sequence[RecipientLike]) -> Any: ...

@@ -140,13 +140,14 @@ class SendGridBackend:
         self._halted.wait(seconds)
 
     def send_batch(self, message: Message, recipients: Sequence[RecipientLike]) -> BatchResult:
-        if self._halted.is_set():  # the send stopped: not even the body is built
-            self._pace(0.0)
         return self.send_prepared(self.prepare(message, recipients))
 
     def prepare(self, message: Message, recipients: Sequence[RecipientLike]) -> EncodedRequest:
-        """The request body of one batch: the CPU-bound half of `send_batch` (run in the
-        worker thread that then sends it)."""
+        """The request body of one batch: the CPU-bound half of `send_batch`.
+
+        The sender runs it in the thread that claims batches, so the threads waiting on
+        SendGrid hold the interpreter lock only briefly and never delay the ledger.
+        """
         started = time.perf_counter()
         encoded = self._builder(message).encode(recipients)
         self._count("build", time.perf_counter() - started)
