@@ -11,7 +11,9 @@ list imported through `SubscriberStore.import_csv` (not timed), the SendGrid stu
 its own process (so it does not share the sender's GIL; `--no-record-bodies`, every request
 still validated against SendGrid's OpenAPI description), then the send run in a fresh child
 process so that its peak RSS is its own. Reported: wall time, requests, peak RSS of the
-sender, the most requests the stub answered at once, and the send loop's time split
+sender, the CPU time of the sender and of the stub (which validates every body: on the same
+cores, it is part of what the sender waits for), the load average after the run (the machine
+may be shared), the most requests the stub answered at once, and the send loop's time split
 between the database (ledger), payload building (and JSON encoding) and HTTP (the request
 and the stub's answer; with requests in flight these overlap, so the shares add up to more
 than 100%).
@@ -108,6 +110,15 @@ def child(workspace: Path) -> None:
     print(json.dumps(result))
 
 
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds a process has used (Linux /proc), or None where that is not known."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_send(
     rows: int, concurrency: int, directory: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -126,6 +137,7 @@ def run_send(
         )
         print(f"{label}: sending ...", file=sys.stderr, flush=True)
         env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost"}
+        stub_cpu = process_cpu(stub.process.pid) if stub.process else None
         done = subprocess.run(
             [sys.executable, __file__, "--child", str(workspace)],
             check=True,
@@ -136,7 +148,10 @@ def run_send(
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         deliveries = stub.deliveries(issue=ISSUE)
         result["peak_in_flight"] = stub.peak_in_flight()
+        if stub_cpu is not None and stub.process:
+            result["stub_cpu_s"] = (process_cpu(stub.process.pid) or 0.0) - stub_cpu
     result["rows"] = rows
+    result["load"] = " ".join(f"{x:.1f}" for x in os.getloadavg())  # the machine is shared
     result["concurrency"] = concurrency
     result["delivered_once"] = len(deliveries) == rows and set(deliveries.values()) == {1}
     loop = result["send_loop_s"]
@@ -154,6 +169,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
             f"wall (preflight {r['preflight_s']:.1f} s, send loop {r['send_loop_s']:.1f} s), "
             f"{r['requests']:,} requests, at most {r['peak_in_flight']} at once, "
             f"peak RSS {r['peak_rss_mib']:.0f} MiB, sender CPU {r['cpu_s']:.1f} s, "
+            f"stub CPU {r.get('stub_cpu_s', float('nan')):.1f} s, load {r['load']}, "
             f"{r['recipients_per_s']:,.0f} recipients/s, "
             f"delivered once: {r['delivered_once']}"
         )

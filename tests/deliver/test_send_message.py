@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any, cast
@@ -13,7 +14,7 @@ from newsletter.deliver.backends.sendgrid.request import SendGridRequest, valida
 from newsletter.deliver.message import Address, issue_categories, mime_message
 from newsletter.errors import UserError
 from newsletter.list_headers import ONE_CLICK
-from tests._workspace import recipient, simple_message
+from tests._workspace import links, recipient, simple_message
 from tests.sendgrid_stub import validate_mail_send
 
 
@@ -91,6 +92,34 @@ def _body(**kwargs: Any) -> dict[str, Any]:
         recipient("cem@example.org", "Cem\r\nBcc: x@example.org", "Cem"),
     ]
     return json.loads(SendGridRequest(message).encode(batch).payload)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<p>Hi %%first_name%%,</p><p><a href="%%unsubscribe_url%%">Unsubscribe</a></p>',
+        "<p>%%email%% %%first_name%% %%unsubscribe_url%%</p>",
+        "<p>No tags at all</p>",
+    ],
+)
+def test_the_encoded_body_is_exactly_the_body_as_json_dumps_writes_it(html: str) -> None:
+    message = replace(simple_message(html=html), unsubscribe=links("list & <co>"))
+    batch = [
+        recipient("ann@example.org", "Ann Smith", "Ann"),
+        recipient("bob@example.org", "Bob, the; builder", None),
+        recipient("cem@example.org", "Cem\r\nBcc: x@example.org", "Cem"),
+        recipient("dörte@bücher.example", "Dörte Müller", None),
+        recipient("eve%%x@example.org", 'Eve "%%email%%" <b>', "%%email%% & <i>"),
+        recipient("fay@example.org", "  Fay   Lee ", ""),
+        recipient("gus@example.org", None, None),
+        recipient("ann2@example.org", "Ann Smith", "Ann"),  # the same name again
+        recipient("hal@example.org", "Dr. Hal 9000 \u2028 \U0001f600", None),
+    ]
+    request = SendGridRequest(message)
+    for _ in range(2):  # the second time from the names already seen
+        payload = request.encode(batch).payload
+        assert payload == json.dumps(request.body(batch))
+    assert validate_body(json.loads(payload)) == []
 
 
 def test_the_request_body_passes_sendgrids_own_schema_and_limits() -> None:

@@ -43,6 +43,9 @@ MIME_POLICY = email.policy.SMTP.clone(max_line_length=998)
 BODY_POLICY = email.policy.SMTP.clone(max_line_length=76)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NOT_IN_NAMES = re.compile(r"[\x00-\x1f\x7f;,\"]")
+# A name `display_name` leaves as it is: words of printable ASCII but ; , and quotes, one
+# space apart.
+_FIT_NAME = re.compile(r"[!#-+\--:<-~]+(?: [!#-+\--:<-~]+)*")
 
 
 class RecipientLike(Protocol):
@@ -94,6 +97,8 @@ def display_name(name: str | None) -> str | None:
     """A recipient's name fit for `To:` and SendGrid's `to.name` (no ; , quotes or CR/LF)."""
     if not name:
         return None
+    if len(name) <= MAX_DISPLAY_NAME_CHARS and _FIT_NAME.fullmatch(name):  # already fit
+        return name
     cleaned = " ".join(_NOT_IN_NAMES.sub(" ", name).split())[:MAX_DISPLAY_NAME_CHARS]
     return cleaned.strip() or None
 

@@ -2,14 +2,22 @@
 
 The parts go once per request with merge tags left in; each recipient's values travel as
 substitutions, so a 1,000-recipient request costs one copy of the HTML, not a thousand.
+
+`encode` writes the JSON text itself, the same text `json.dumps(body(...))` gives: the
+shared part is encoded once per message, and each personalization is put together from
+strings encoded by json's C string encoder, without building dicts first. What is the same
+for every recipient (the unsubscribe URL's prefix, the tags' keys) is encoded once; a
+first name's values are kept for the recipients who share it.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
 from newsletter.audience.addresses import MAX_ADDRESS_CHARS, address_key
@@ -18,12 +26,20 @@ from newsletter.deliver.backends.sendgrid.limits import (
     MAX_PERSONALIZATIONS,
     MAX_SUBSTITUTION_BYTES,
 )
-from newsletter.deliver.message import display_name
+from newsletter.deliver.message import display_name, first_name_of
 from newsletter.list_headers import ONE_CLICK, list_unsubscribe
-from newsletter.merge_tags import MERGE_TAGS, unfilled
+from newsletter.merge_tags import MERGE_TAGS, neutralise_markers, unfilled
 
 if TYPE_CHECKING:
     from newsletter.deliver.message import Message, RecipientLike
+
+
+# A JSON string literal of ASCII text (json.dumps' default `ensure_ascii`), quotes included.
+_quote = encode_basestring_ascii
+# A sealed token (hex): nothing in it is escaped in JSON or in HTML.
+_PLAIN_TOKEN = re.compile(r"[0-9a-f]*")
+# First names seen (raw first name and name -> the encoded values); bounded.
+MAX_CACHED_NAMES = 10_000
 
 
 def _text_tag(name: str) -> str:
@@ -75,6 +91,7 @@ class SendGridRequest:
         if message.batch_id is not None:
             body["batch_id"] = message.batch_id
         self.shared = body
+        self._prepare_encoding()
 
     def personalization(self, recipient: RecipientLike) -> dict[str, Any]:
         values = self.message.values(recipient)
@@ -95,7 +112,82 @@ class SendGridRequest:
         return {**self.shared, "personalizations": [self.personalization(r) for r in recipients]}
 
     def encode(self, recipients: Sequence[RecipientLike]) -> EncodedRequest:
-        return EncodedRequest(json.dumps(self.body(recipients)), len(recipients))
+        """`json.dumps(self.body(recipients))`, written directly (the same text)."""
+        parts = ", ".join([self._encoded(recipient) for recipient in recipients])
+        return EncodedRequest(self._head + parts + "]}", len(recipients))
+
+    # -- the JSON text, without the dicts
+
+    def _prepare_encoding(self) -> None:
+        empty = json.dumps({**self.shared, "personalizations": []})
+        if not empty.endswith("[]}"):
+            raise AssertionError("the personalizations must be the body's last key")
+        self._head = empty[:-2]  # up to and with the personalizations' "["
+        links, issue = self.message.unsubscribe, self.message.issue
+        # The URL is a fixed prefix and the token: the prefix is encoded (and escaped) once.
+        probe = "probe@example.org"
+        url, token = links.url(probe, issue), links.token(probe, issue)
+        if not url.endswith(token):
+            raise AssertionError("the unsubscribe URL must end with its token")
+        prefix = url[: len(url) - len(token)]
+        self._url_open = _quote(prefix)[:-1]
+        self._url_html_open = _quote(html.escape(prefix))[:-1]
+        self._header_open = _quote(list_unsubscribe(prefix + "\x00")).partition("\\u0000")
+        html_tags, text_tags = set(self.html_tags), set(self.text_tags)
+        self._needs_first_name = "first_name" in html_tags | text_tags
+        self._needs_email = "email" in html_tags | text_tags
+        # The keys of the substitutions, in body() order, each with the value's kind.
+        self._keys = [(_quote(MERGE_TAGS[name]) + ": ", name, True) for name in self.html_tags]
+        self._keys += [(_quote(_text_tag(name)) + ": ", name, False) for name in self.text_tags]
+        self._names: dict[tuple[str | None, str | None], tuple[str, str]] = {}
+
+    def _first_name(self, recipient: RecipientLike) -> tuple[str, str]:
+        """The first name's value encoded as HTML and as text, kept for those sharing it."""
+        # The name counts only when there is no first name (first_name_of).
+        key = (recipient.first_name, None) if recipient.first_name else (None, recipient.name)
+        encoded = self._names.get(key)
+        if encoded is None:
+            value = neutralise_markers(first_name_of(recipient))
+            encoded = (_quote(html.escape(value)), _quote(value))
+            if len(self._names) >= MAX_CACHED_NAMES:
+                self._names.clear()
+            self._names[key] = encoded
+        return encoded
+
+    def _encoded(self, recipient: RecipientLike) -> str:
+        """`json.dumps(self.personalization(recipient))`, the same text."""
+        email = recipient.email
+        token = self.message.unsubscribe.token(email, self.message.issue)
+        if _PLAIN_TOKEN.fullmatch(token):
+            url_text, url_html = self._url_open + token + '"', self._url_html_open + token + '"'
+            before, _, after = self._header_open
+            header = before + token + after
+        else:  # not a token this encoder knows: encoded as body() does
+            url = self.message.unsubscribe.url(email, self.message.issue)
+            url_text, url_html = _quote(url), _quote(html.escape(url))
+            header = _quote(list_unsubscribe(url))
+        first_html = first_text = email_html = email_text = ""
+        if self._needs_first_name:
+            first_html, first_text = self._first_name(recipient)
+        if self._needs_email:
+            shown_email = neutralise_markers(email)
+            email_html, email_text = _quote(html.escape(shown_email)), _quote(shown_email)
+        values = {
+            "unsubscribe_url": (url_html, url_text),
+            "first_name": (first_html, first_text),
+            "email": (email_html, email_text),
+        }
+        substitutions = ", ".join(
+            [key + values[name][0 if as_html else 1] for key, name, as_html in self._keys]
+        )
+        shown = display_name(recipient.name)
+        to = '{"email": ' + _quote(email)
+        if shown:
+            to += ', "name": ' + _quote(shown)
+        return (
+            '{"to": [' + to + '}], "headers": {"List-Unsubscribe": ' + header + "}, "
+            '"substitutions": {' + substitutions + "}}"
+        )
 
 
 def validate_body(body: Mapping[str, Any]) -> list[str]:
