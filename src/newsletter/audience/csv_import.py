@@ -32,7 +32,7 @@ from newsletter.audience.csv_text import (
     guess_delimiter,
 )
 from newsletter.audience.records import INACTIVE, STATUSES, Status, chunked, dump_fields
-from newsletter.db import transaction, utc_now
+from newsletter.db import is_postgres, transaction, utc_now
 from newsletter.errors import UserError
 
 if TYPE_CHECKING:
@@ -116,6 +116,35 @@ class _Candidate:
     changed: str | None = None
 
 
+@dataclass(frozen=True)
+class _Dialect:
+    """What the import writes differently per engine: the session's table of keys seen,
+    the list table (qualified on SQLite, where a temp table could shadow it), and how a
+    chunk of keys is passed (a JSON text on SQLite, an array on PostgreSQL)."""
+
+    keys: str
+    subscribers: str
+    rowid: str
+    in_list: str
+    key_list: Callable[[list[str]], Any]
+
+
+_SQLITE_SQL = _Dialect(
+    keys="temp.import_keys",
+    subscribers="main.subscribers",
+    rowid=" WITHOUT ROWID",
+    in_list="IN (SELECT value FROM json_each(?))",
+    key_list=json.dumps,
+)
+_PG_SQL = _Dialect(
+    keys="pg_temp.import_keys",
+    subscribers="subscribers",
+    rowid="",
+    in_list="= ANY(?)",
+    key_list=list,
+)
+
+
 class _Importer:
     """One run of `import_csv`: read, validate, dedupe and insert in chunks."""
 
@@ -135,6 +164,7 @@ class _Importer:
         self.report = ImportReport(path=path)
         self.now = utc_now()
         self.source = f"import {path.name}"
+        self._sql = _PG_SQL if is_postgres(conn) else _SQLITE_SQL
 
     def run(self) -> ImportReport:
         try:
@@ -144,14 +174,14 @@ class _Importer:
         with stream, transaction(self.conn):
             self.conn.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS import_keys "
-                "(key TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID"
+                f"(key TEXT PRIMARY KEY, line INTEGER NOT NULL){self._sql.rowid}"
             )
-            self.conn.execute("DELETE FROM temp.import_keys")
+            self.conn.execute(f"DELETE FROM {self._sql.keys}")
             try:
                 for chunk in chunked(self._candidates(stream)):
                     self._store(chunk)
             finally:
-                self.conn.execute("DELETE FROM temp.import_keys")
+                self.conn.execute(f"DELETE FROM {self._sql.keys}")
         return self.report
 
     # -- reading -----------------------------------------------------------------------
@@ -320,19 +350,18 @@ class _Importer:
 
     def _store(self, items: list[_Candidate | RowProblem]) -> None:
         chunk = [item for item in items if isinstance(item, _Candidate)]
-        keys = json.dumps([c.key for c in chunk])
+        sql = self._sql
+        keys = sql.key_list([c.key for c in chunk])
         earlier: dict[str, int] = dict(
             self.conn.execute(
-                "SELECT key, line FROM temp.import_keys "
-                "WHERE key IN (SELECT value FROM json_each(?))",
-                (keys,),
+                f"SELECT key, line FROM {sql.keys} WHERE key {sql.in_list}", (keys,)
             ).fetchall()
         )
         existing: dict[str, tuple[int, str, str]] = {
             key: (sid, email, status)
             for sid, key, email, status in self.conn.execute(
-                "SELECT id, email_key, email, status FROM main.subscribers "
-                "WHERE email_key IN (SELECT value FROM json_each(?))",
+                f"SELECT id, email_key, email, status FROM {sql.subscribers} "
+                f"WHERE email_key {sql.in_list}",
                 (keys,),
             )
         }
@@ -371,7 +400,7 @@ class _Importer:
                 self.report.already_subscribed += 1
                 self._problem(c.line, "skipped", f"already on the list ({email})")
         self.conn.executemany(
-            "INSERT INTO temp.import_keys (key, line) VALUES (?, ?)",
+            f"INSERT INTO {sql.keys} (key, line) VALUES (?, ?)",
             [(c.key, c.line) for c in chunk if earlier.get(c.key) == c.line],
         )
         if marks:
@@ -380,7 +409,7 @@ class _Importer:
                 marks,
             )
         self.conn.executemany(
-            "INSERT INTO main.subscribers (email, email_key, name, first_name, fields, status, "
+            f"INSERT INTO {sql.subscribers} (email, email_key, name, first_name, fields, status, "
             "status_reason, source, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
@@ -400,7 +429,7 @@ class _Importer:
         )
         if late_marks:
             self.conn.executemany(
-                "UPDATE main.subscribers SET status = ?, status_reason = ?, updated = ? "
+                f"UPDATE {sql.subscribers} SET status = ?, status_reason = ?, updated = ? "
                 "WHERE email_key = ? AND status = 'active'",
                 late_marks,
             )
