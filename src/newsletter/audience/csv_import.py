@@ -127,6 +127,7 @@ class _Dialect:
     rowid: str
     in_list: str
     key_list: Callable[[list[str]], Any]
+    arrays: bool  # insert many rows as one statement of column arrays (unnest)
 
 
 _SQLITE_SQL = _Dialect(
@@ -135,6 +136,7 @@ _SQLITE_SQL = _Dialect(
     rowid=" WITHOUT ROWID",
     in_list="IN (SELECT value FROM json_each(?))",
     key_list=json.dumps,
+    arrays=False,
 )
 _PG_SQL = _Dialect(
     keys="pg_temp.import_keys",
@@ -142,7 +144,21 @@ _PG_SQL = _Dialect(
     rowid="",
     in_list="= ANY(?)",
     key_list=list,
+    arrays=True,
 )
+SUBSCRIBER_COLUMNS = (
+    "email",
+    "email_key",
+    "name",
+    "first_name",
+    "fields",
+    "status",
+    "status_reason",
+    "source",
+    "created",
+    "updated",
+)
+_ARRAY_TYPES = {"line": "bigint[]"}  # every other column the import writes is text
 
 
 class _Importer:
@@ -399,8 +415,9 @@ class _Importer:
             else:
                 self.report.already_subscribed += 1
                 self._problem(c.line, "skipped", f"already on the list ({email})")
-        self.conn.executemany(
-            f"INSERT INTO {sql.keys} (key, line) VALUES (?, ?)",
+        self._insert(
+            sql.keys,
+            ("key", "line"),
             [(c.key, c.line) for c in chunk if earlier.get(c.key) == c.line],
         )
         if marks:
@@ -408,9 +425,9 @@ class _Importer:
                 "UPDATE subscribers SET status = ?, status_reason = ?, updated = ? WHERE id = ?",
                 marks,
             )
-        self.conn.executemany(
-            f"INSERT INTO {sql.subscribers} (email, email_key, name, first_name, fields, status, "
-            "status_reason, source, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._insert(
+            sql.subscribers,
+            SUBSCRIBER_COLUMNS,
             [
                 (
                     c.email,
@@ -434,6 +451,22 @@ class _Importer:
                 late_marks,
             )
         self.report.added += len(new)
+
+    def _insert(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Insert `rows`: on PostgreSQL as one statement of arrays (psycopg's executemany
+        runs one statement a row, twice the server's time), on SQLite with executemany."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if not self._sql.arrays:
+            marks = ", ".join("?" * len(columns))
+            self.conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+            return
+        arrays = ", ".join(f"?::{_ARRAY_TYPES.get(name, 'text[]')}" for name in columns)
+        self.conn.execute(
+            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
+            [list(values) for values in zip(*rows, strict=True)],
+        )
 
     def _problem(self, line: int, kind: str, reason: str) -> None:
         self._report(RowProblem(line=line, kind=kind, reason=reason))
