@@ -63,6 +63,7 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection[Any], target: PostgresTarget) -> None:
         self.raw = raw
         self.target = target
+        self.defer_sync = False  # transactions begun now commit without waiting for the disk
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> PgCursor:
         try:
