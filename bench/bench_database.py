@@ -85,9 +85,19 @@ def write_env(root: Path, database_url: str | None, stub_url: str | None = None)
 # -- the steps, each in a child process ----------------------------------------------------
 
 
+def peak_rss_mib() -> float:
+    """This process's own peak RSS. Not ru_maxrss: Linux carries that over from the parent
+    (the benchmark, which holds the stand-in's million answers by then) into a child
+    started with vfork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _usage() -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"peak_rss_mib": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime}
+    return {"peak_rss_mib": peak_rss_mib(), "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def child_import(workspace: Path) -> None:
@@ -105,20 +115,33 @@ def child_import(workspace: Path) -> None:
     print(json.dumps({"wall_s": wall, "added": report.added, **_usage()}))
 
 
-def child_prepare(workspace: Path) -> None:
-    from newsletter.config import load_settings
-    from newsletter.db import open_database, rolled_back
+def child_send(workspace: Path) -> None:
+    """bench_send.child, timing the sender's calls of `Ledger.prepare` on the way (the
+    preflight's, rolled back, and the send's own), with this process's own peak RSS."""
+    import contextlib
+    import io
+
     from newsletter.deliver.ledger import Ledger
 
-    started = time.perf_counter()
-    conn = open_database(load_settings(workspace).database)
-    try:
-        with rolled_back(conn):
-            rows = Ledger(conn).prepare(bench_send.ISSUE)
-    finally:
-        conn.close()
-    wall = time.perf_counter() - started
-    print(json.dumps({"wall_s": wall, "rows": rows, **_usage()}))
+    prepare = Ledger.prepare
+    spent: list[float] = []
+
+    def timed(self: Ledger, issue: str, *, newcomers: bool = False) -> int:
+        started = time.perf_counter()
+        try:
+            return prepare(self, issue, newcomers=newcomers)
+        finally:
+            spent.append(time.perf_counter() - started)
+
+    Ledger.prepare = timed  # type: ignore[method-assign]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        bench_send.child(workspace)
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    result["peak_rss_mib"] = peak_rss_mib()
+    result["prepare_s"] = sum(spent)
+    result["prepare_calls"] = len(spent)
+    print(json.dumps(result))
 
 
 def run_child(step: str, workspace: Path) -> dict[str, Any]:
@@ -240,11 +263,6 @@ def run_engine(
     result["import"].update(server)
     assert result["import"]["added"] == rows, result["import"]
 
-    say("preparing (rolled back)")
-    with measured(postmaster) as server:
-        result["prepare"] = run_child("prepare", workspace)
-    result["prepare"].update(server)
-
     extra = ["--no-record-bodies", "--delay", str(args.latency), "--jitter", str(args.jitter)]
     with StubProcess(
         bench_send.API_KEY, port_file=directory / f"stub-{engine}.port", extra_args=extra
@@ -257,6 +275,7 @@ def run_engine(
         deliveries = stub.deliveries(issue=bench_send.ISSUE)
         send["peak_in_flight"] = stub.peak_in_flight()
     send["delivered_once"] = len(deliveries) == rows and set(deliveries.values()) == {1}
+    del deliveries
     result["send"] = send
     return result
 
@@ -282,21 +301,31 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict
         "of the process doing the step (PostgreSQL: and of the server)"
     )
     engines = [e for e in ENGINES if e in results]
-    labels = {
-        "import": f"import {rows:,}",
-        "prepare": "prepare (rolled back)",
-        "send": f"send {rows:,}",
-    }
+    labels = {"import": f"import {rows:,}", "send": f"send {rows:,}"}
     table: list[tuple[str, ...]] = []
     ratios: dict[str, float] = {}
+
+    def ratio_of(step: str, key: str) -> str:
+        if len(engines) < 2:
+            return ""
+        lite, pg = (results[e][step][key] for e in ENGINES)
+        ratios[key.removesuffix("_s") if step == "send" and key != "wall_s" else step] = pg / lite
+        return f"{pg / lite:.2f}x"
+
     for step, label in labels.items():
         cells = [_cell(results[e][step]) for e in engines]
-        ratio = ""
-        if len(engines) == 2:
-            lite, pg = (results[e][step]["wall_s"] for e in ENGINES)
-            ratios[step] = pg / lite
-            ratio = f"{pg / lite:.2f}x"
-        table.append((label, *cells, ratio))
+        table.append((label, *cells, ratio_of(step, "wall_s")))
+    table.append(
+        (
+            "  of which prepare",
+            *(
+                f"{results[e]['send']['prepare_s']:.1f} s "
+                f"({results[e]['send']['prepare_calls']} calls)"
+                for e in engines
+            ),
+            ratio_of("send", "prepare_s"),
+        )
+    )
     header = ("step", *(NAMES[e] for e in engines), "ratio")
     widths = [max(len(r[i]) for r in (header, *table)) for i in range(len(header))]
     for line in (header, *table):
@@ -324,17 +353,14 @@ def main() -> int:
     parser.add_argument("--jitter", type=float, default=0.2, help="plus up to this (s)")
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    for step in ("import", "prepare", "send"):
+    for step in ("import", "send"):
         parser.add_argument(f"--child-{step}", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_import:
         child_import(args.child_import)
         return 0
-    if args.child_prepare:
-        child_prepare(args.child_prepare)
-        return 0
     if args.child_send:
-        bench_send.child(args.child_send)
+        child_send(args.child_send)
         return 0
 
     from tests._postgres import running_server
