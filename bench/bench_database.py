@@ -7,15 +7,14 @@ For each engine, a fresh workspace (the same newsletter.toml and sample issue as
 bench_send.py, `[delivery] concurrency = 8`) on SQLite, then on PostgreSQL (DATABASE_URL in
 the workspace's .env, a new database on a throwaway cluster started for the run with fsync
 on, as tests/_postgres.py starts it for the tests but durable, since SQLite waits for the
-disk too). Three steps, each in a fresh child process so that its peak RSS is its own:
+disk too). Two steps, each in a fresh child process so that its peak RSS is its own:
 
 1. import: the list of `--recipients` through `SubscriberStore.import_csv`;
-2. prepare: `Ledger.prepare` of the issue (one ledger row per recipient), rolled back, so
-   the send starts from the same state as bench_send.py's;
-3. send: bench_send.py's child (`newsletter send sample --yes --no-sync`) through the local
+2. send: bench_send.py's child (`newsletter send sample --yes --no-sync`) through the local
    SendGrid stand-in in its own process, answering after `--latency` + up to `--jitter`
    seconds (bench_send.py's defaults, 0.2 + 0.2), then a check that every recipient got
-   exactly one message.
+   exactly one message. The sender's calls of `Ledger.prepare` (the preflight's, rolled
+   back, and the send's own) are timed on the way: "of which prepare".
 
 Reported per step and engine: wall time and the peak RSS of the process doing it; on
 PostgreSQL also the server's memory, sampled from /proc every 0.2 s: the peak of the sum of
