@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from newsletter.audience.csv_columns import (
     normal_header,
     worst,
 )
+from newsletter.audience.csv_sql import SUBSCRIBER_COLUMNS, dialect_of, insert_rows
 from newsletter.audience.csv_text import (
     EXCEL_SEPARATOR,
     csv_problem,
@@ -32,7 +32,7 @@ from newsletter.audience.csv_text import (
     guess_delimiter,
 )
 from newsletter.audience.records import INACTIVE, STATUSES, Status, chunked, dump_fields
-from newsletter.db import is_postgres, transaction, utc_now
+from newsletter.db import transaction, utc_now
 from newsletter.errors import UserError
 
 if TYPE_CHECKING:
@@ -116,51 +116,6 @@ class _Candidate:
     changed: str | None = None
 
 
-@dataclass(frozen=True)
-class _Dialect:
-    """What the import writes differently per engine: the session's table of keys seen,
-    the list table (qualified on SQLite, where a temp table could shadow it), and how a
-    chunk of keys is passed (a JSON text on SQLite, an array on PostgreSQL)."""
-
-    keys: str
-    subscribers: str
-    rowid: str
-    in_list: str
-    key_list: Callable[[list[str]], Any]
-    arrays: bool  # insert many rows as one statement of column arrays (unnest)
-
-
-_SQLITE_SQL = _Dialect(
-    keys="temp.import_keys",
-    subscribers="main.subscribers",
-    rowid=" WITHOUT ROWID",
-    in_list="IN (SELECT value FROM json_each(?))",
-    key_list=json.dumps,
-    arrays=False,
-)
-_PG_SQL = _Dialect(
-    keys="pg_temp.import_keys",
-    subscribers="subscribers",
-    rowid="",
-    in_list="= ANY(?)",
-    key_list=list,
-    arrays=True,
-)
-SUBSCRIBER_COLUMNS = (
-    "email",
-    "email_key",
-    "name",
-    "first_name",
-    "fields",
-    "status",
-    "status_reason",
-    "source",
-    "created",
-    "updated",
-)
-_ARRAY_TYPES = {"line": "bigint[]"}  # every other column the import writes is text
-
-
 class _Importer:
     """One run of `import_csv`: read, validate, dedupe and insert in chunks."""
 
@@ -180,7 +135,7 @@ class _Importer:
         self.report = ImportReport(path=path)
         self.now = utc_now()
         self.source = f"import {path.name}"
-        self._sql = _PG_SQL if is_postgres(conn) else _SQLITE_SQL
+        self._sql = dialect_of(conn)
 
     def run(self) -> ImportReport:
         try:
@@ -415,7 +370,8 @@ class _Importer:
             else:
                 self.report.already_subscribed += 1
                 self._problem(c.line, "skipped", f"already on the list ({email})")
-        self._insert(
+        insert_rows(
+            self.conn,
             sql.keys,
             ("key", "line"),
             [(c.key, c.line) for c in chunk if earlier.get(c.key) == c.line],
@@ -425,7 +381,8 @@ class _Importer:
                 "UPDATE subscribers SET status = ?, status_reason = ?, updated = ? WHERE id = ?",
                 marks,
             )
-        self._insert(
+        insert_rows(
+            self.conn,
             sql.subscribers,
             SUBSCRIBER_COLUMNS,
             [
@@ -451,22 +408,6 @@ class _Importer:
                 late_marks,
             )
         self.report.added += len(new)
-
-    def _insert(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        """Insert `rows`: on PostgreSQL as one statement of arrays (psycopg's executemany
-        runs one statement a row, twice the server's time), on SQLite with executemany."""
-        if not rows:
-            return
-        names = ", ".join(columns)
-        if not self._sql.arrays:
-            marks = ", ".join("?" * len(columns))
-            self.conn.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
-            return
-        arrays = ", ".join(f"?::{_ARRAY_TYPES.get(name, 'text[]')}" for name in columns)
-        self.conn.execute(
-            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
-            [list(values) for values in zip(*rows, strict=True)],
-        )
 
     def _problem(self, line: int, kind: str, reason: str) -> None:
         self._report(RowProblem(line=line, kind=kind, reason=reason))
