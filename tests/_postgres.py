@@ -32,6 +32,16 @@ class Server:
     port: int
     password: str
     user: str = "postgres"
+    data_dir: Path | None = None  # the cluster's directory, when this session started it
+
+    def postmaster_pid(self) -> int | None:
+        """The server's main process, when this session started it (for measuring it)."""
+        if self.data_dir is None:
+            return None
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def url(self, database: str, *, user: str | None = None, password: str | None = None) -> str:
         who = user or self.user
@@ -74,8 +84,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server() -> Iterator[Server]:
-    """The server of NEWSLETTER_TEST_POSTGRES_URL, or a new cluster for this session."""
+def running_server(*, durable: bool = False) -> Iterator[Server]:
+    """The server of NEWSLETTER_TEST_POSTGRES_URL, or a new cluster for this session.
+
+    The cluster skips fsync (a test's data need not survive a power cut) unless `durable`:
+    a benchmark compares it with SQLite, which waits for the disk.
+    """
     given = os.environ.get(URL_ENV)
     if given:
         parts = psycopg.conninfo.conninfo_to_dict(given)
@@ -117,8 +131,10 @@ def running_server() -> Iterator[Server]:
         )
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
-            "-c fsync=off -c full_page_writes=off -c max_connections=300"
+            "-c max_connections=300"
         )
+        if not durable:
+            options += " -c fsync=off -c full_page_writes=off"
         subprocess.run(
             [
                 *as_user,
@@ -144,6 +160,7 @@ def running_server() -> Iterator[Server]:
         host="127.0.0.1",
         port=port,
         password=PASSWORD,
+        data_dir=data,
     )
     try:
         yield server

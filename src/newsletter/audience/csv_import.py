@@ -24,6 +24,7 @@ from newsletter.audience.csv_columns import (
     normal_header,
     worst,
 )
+from newsletter.audience.csv_sql import SUBSCRIBER_COLUMNS, dialect_of, insert_rows
 from newsletter.audience.csv_text import (
     EXCEL_SEPARATOR,
     csv_problem,
@@ -32,7 +33,6 @@ from newsletter.audience.csv_text import (
 )
 from newsletter.audience.records import INACTIVE, STATUSES, Status, chunked, dump_fields
 from newsletter.db import transaction, utc_now
-from newsletter.db.dialect import among, temp_keys_table
 from newsletter.errors import UserError
 
 if TYPE_CHECKING:
@@ -135,6 +135,7 @@ class _Importer:
         self.report = ImportReport(path=path)
         self.now = utc_now()
         self.source = f"import {path.name}"
+        self._sql = dialect_of(conn)
 
     def run(self) -> ImportReport:
         try:
@@ -142,13 +143,16 @@ class _Importer:
         except OSError as exc:
             raise UserError(f"cannot read the file ({exc.strerror})", where=self.path) from None
         with stream, transaction(self.conn):
-            self.conn.execute(temp_keys_table(self.conn))
-            self.conn.execute("DELETE FROM import_keys")
+            self.conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS import_keys "
+                f"(key TEXT PRIMARY KEY, line INTEGER NOT NULL){self._sql.rowid}"
+            )
+            self.conn.execute(f"DELETE FROM {self._sql.keys}")
             try:
                 for chunk in chunked(self._candidates(stream)):
                     self._store(chunk)
             finally:
-                self.conn.execute("DELETE FROM import_keys")
+                self.conn.execute(f"DELETE FROM {self._sql.keys}")
         return self.report
 
     # -- reading -----------------------------------------------------------------------
@@ -317,16 +321,19 @@ class _Importer:
 
     def _store(self, items: list[_Candidate | RowProblem]) -> None:
         chunk = [item for item in items if isinstance(item, _Candidate)]
-        keys = [c.key for c in chunk]
-        known, bound = among(self.conn, "key", keys)
+        sql = self._sql
+        keys = sql.key_list([c.key for c in chunk])
         earlier: dict[str, int] = dict(
-            self.conn.execute(f"SELECT key, line FROM import_keys WHERE {known}", (bound,))
+            self.conn.execute(
+                f"SELECT key, line FROM {sql.keys} WHERE key {sql.in_list}", (keys,)
+            ).fetchall()
         )
-        on_list, bound = among(self.conn, "email_key", keys)
         existing: dict[str, tuple[int, str, str]] = {
             key: (sid, email, status)
             for sid, key, email, status in self.conn.execute(
-                f"SELECT id, email_key, email, status FROM subscribers WHERE {on_list}", (bound,)
+                f"SELECT id, email_key, email, status FROM {sql.subscribers} "
+                f"WHERE email_key {sql.in_list}",
+                (keys,),
             )
         }
         new: list[_Candidate] = []
@@ -363,8 +370,10 @@ class _Importer:
             else:
                 self.report.already_subscribed += 1
                 self._problem(c.line, "skipped", f"already on the list ({email})")
-        self.conn.executemany(
-            "INSERT INTO import_keys (key, line) VALUES (?, ?)",
+        insert_rows(
+            self.conn,
+            sql.keys,
+            ("key", "line"),
             [(c.key, c.line) for c in chunk if earlier.get(c.key) == c.line],
         )
         if marks:
@@ -372,9 +381,10 @@ class _Importer:
                 "UPDATE subscribers SET status = ?, status_reason = ?, updated = ? WHERE id = ?",
                 marks,
             )
-        self.conn.executemany(
-            "INSERT INTO subscribers (email, email_key, name, first_name, fields, status, "
-            "status_reason, source, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        insert_rows(
+            self.conn,
+            sql.subscribers,
+            SUBSCRIBER_COLUMNS,
             [
                 (
                     c.email,
@@ -393,7 +403,7 @@ class _Importer:
         )
         if late_marks:
             self.conn.executemany(
-                "UPDATE subscribers SET status = ?, status_reason = ?, updated = ? "
+                f"UPDATE {sql.subscribers} SET status = ?, status_reason = ?, updated = ? "
                 "WHERE email_key = ? AND status = 'active'",
                 late_marks,
             )

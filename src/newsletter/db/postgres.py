@@ -76,6 +76,7 @@ class PgConnection:
         # The failure that aborted the open transaction: what a later statement's "current
         # transaction is aborted" (a cleanup in a `finally`) would otherwise hide.
         self.failure: BaseException | None = None
+        self.defer_sync = False  # transactions begun now commit without waiting for the disk
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> PgCursor:
         try:

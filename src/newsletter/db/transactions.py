@@ -60,7 +60,8 @@ def transaction(conn: Connection, *, concurrent: bool = False) -> Iterator[Conne
 
 def _begin(conn: Connection, *, concurrent: bool = False) -> None:
     if isinstance(conn, PgConnection):
-        conn.execute("BEGIN")
+        # One round trip: the setting holds for this transaction only (see deferred_sync).
+        conn.execute("BEGIN; SET LOCAL synchronous_commit = off" if conn.defer_sync else "BEGIN")
         if concurrent:
             return
         try:
@@ -107,11 +108,13 @@ def deferred_sync(conn: Connection) -> Iterator[None]:
         yield  # the enclosing transaction decides
         return
     if isinstance(conn, PgConnection):
-        conn.execute("SET synchronous_commit = off")
+        # The transactions begun in the block set it for themselves (SET LOCAL, with their
+        # BEGIN): no round trips to set it and reset it around them.
+        conn.defer_sync = True
         try:
             yield
         finally:
-            conn.execute("SET synchronous_commit = on")
+            conn.defer_sync = False
         return
     conn.execute("PRAGMA synchronous = NORMAL")
     try:
