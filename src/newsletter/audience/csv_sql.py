@@ -76,3 +76,13 @@ def insert_rows(
         f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
         [list(values) for values in zip(*rows, strict=True)],
     )
+
+
+ANALYZE_AFTER = 10_000  # rows added by one import
+
+
+def refresh_statistics(conn: Connection, added: int) -> None:
+    """PostgreSQL plans from statistics its autovacuum renews only later: a send right
+    after a big import would be planned for the list as it was before."""
+    if added >= ANALYZE_AFTER and is_postgres(conn):
+        conn.execute("ANALYZE subscribers")

@@ -282,10 +282,13 @@ class SubscriberStore:
         row has the one furthest from active wins.
         """
         from newsletter.audience.csv_import import import_csv
+        from newsletter.audience.csv_sql import refresh_statistics
 
         if status is not None:
             _check_status(status)
-        return import_csv(self.conn, path, on_problem, status)
+        report = import_csv(self.conn, path, on_problem, status)
+        refresh_statistics(self.conn, report.added)
+        return report
 
 
 def _check_status(status: str) -> None:

@@ -211,7 +211,7 @@ class Sender:
     def preflight(self) -> Preflight:
         """Build, check, sync and count; what is committed is only what is already true."""
         from newsletter.audience.store import SubscriberStore
-        from newsletter.deliver.ledger import SENT, UNKNOWN, Ledger
+        from newsletter.deliver.ledger import PENDING, SENT, UNKNOWN, Ledger
 
         ledger = Ledger(self.conn)
         recovered = ledger.recover(self.slug)
@@ -225,17 +225,24 @@ class Sender:
         sync = self.options.sync and self.settings.file.delivery.sync_suppressions
         lists = capabilities(self.backend_name).suppression_lists
         report = self._sync() if sync and lists else None
-        with rolled_back(self.conn):
-            rehearsal = Ledger(self.conn)
-            self.requeue(rehearsal)
-            counts = rehearsal.counts(self.slug)
+        active = SubscriberStore(self.conn).stats()["active"]
+        if sum(before.values()) == 0:
+            # Nothing taken yet: the send will take every active subscriber as pending and
+            # find nothing to put back. Counted, not rehearsed: on a big list the rehearsal
+            # wrote (and undid) a row per subscriber, a second prepare for every first send.
+            counts = {**before, PENDING: active}
+        else:
+            with rolled_back(self.conn):
+                rehearsal = Ledger(self.conn)
+                self.requeue(rehearsal)
+                counts = rehearsal.counts(self.slug)
         result = Preflight(
             slug=self.slug,
             subject=message.subject,
             sender=message.sender.readable(),
             backend=backend.describe(),
             recipients=counts["pending"],
-            active=SubscriberStore(self.conn).stats()["active"],
+            active=active,
             already_sent=before[SENT] if not self.options.resend else 0,
             unknown_held=counts[UNKNOWN],
             recovered=recovered,
