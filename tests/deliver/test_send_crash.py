@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import IO
 
@@ -121,18 +122,9 @@ def test_killed_sends_never_send_anyone_the_issue_twice(
     assert max(left_per_kill) <= concurrency, left_per_kill
     if concurrency > 1:
         assert max(left_per_kill) > 1, f"no kill caught several requests in flight (seed {SEED})"
-    states = ledger_states(root, "sample")
-    everyone = numbered(SUBSCRIBERS)
-    assert sorted(states) == sorted(everyone), "every active subscriber is in the ledger"
-    by_state: dict[str, list[str]] = {}
-    for email, state in states.items():
-        by_state.setdefault(state, []).append(email)
-    assert set(by_state) <= {"sent", "unknown"}, (finals, {k: len(v) for k, v in by_state.items()})
-    twice = {email: n for email, n in deliveries.items() if n > 1}
-    assert twice == {}, f"sent twice (seed {SEED})"
-    assert all(deliveries[email] == 1 for email in by_state["sent"])
-    assert all(deliveries.get(email, 0) <= 1 for email in by_state.get("unknown", []))
-    assert set(deliveries) <= set(everyone), "nobody else got it"
+    by_state = _each_once_apart_from_unknowns(
+        ledger_states(root, "sample"), deliveries, numbered(SUBSCRIBERS), finals
+    )
     # The kills landed both before requests and while answers were awaited.
     unknown_delivered = sum(deliveries.get(email, 0) for email in by_state.get("unknown", []))
     assert unknown_delivered > 0, f"no kill landed after a request was taken (seed {SEED})"
@@ -253,8 +245,20 @@ def test_a_killed_sender_beside_a_running_one_never_sends_anyone_twice(
     assert max(left_per_kill) <= concurrency, left_per_kill
     deliveries = deliveries_a + deliveries_b
     assert sum(deliveries_b.values()) > 0, "B sent nothing: the senders never shared the issue"
-    states = ledger_states(host_a, "sample")
-    everyone = numbered(TWO_SENDERS_SUBSCRIBERS)
+    _each_once_apart_from_unknowns(
+        ledger_states(host_a, "sample"), deliveries, numbered(TWO_SENDERS_SUBSCRIBERS), finals
+    )
+    # B lost no answer: each of its summaries counts exactly what reached its stand-in.
+    b_summaries = [_summary(output) for output in b_outputs]
+    assert sum(sent for sent, _, _, _ in b_summaries) == sum(deliveries_b.values()), b_summaries
+    assert all(failed == unknown == 0 for _, _, failed, unknown in b_summaries), b_summaries
+
+
+def _each_once_apart_from_unknowns(
+    states: dict[str, str], deliveries: Counter[str], everyone: list[str], finals: object
+) -> dict[str, list[str]]:
+    """Every active subscriber is in the ledger, sent or unknown; the sent got the issue
+    exactly once, the unknown at most once, and nobody else got it. Rows by state."""
     assert sorted(states) == sorted(everyone), "every active subscriber is in the ledger"
     by_state: dict[str, list[str]] = {}
     for email, state in states.items():
@@ -265,7 +269,4 @@ def test_a_killed_sender_beside_a_running_one_never_sends_anyone_twice(
     assert all(deliveries[email] == 1 for email in by_state["sent"])
     assert all(deliveries.get(email, 0) <= 1 for email in by_state.get("unknown", []))
     assert set(deliveries) <= set(everyone), "nobody else got it"
-    # B lost no answer: each of its summaries counts exactly what reached its stand-in.
-    b_summaries = [_summary(output) for output in b_outputs]
-    assert sum(sent for sent, _, _, _ in b_summaries) == sum(deliveries_b.values()), b_summaries
-    assert all(failed == unknown == 0 for _, _, failed, unknown in b_summaries), b_summaries
+    return by_state
