@@ -84,19 +84,9 @@ def write_env(root: Path, database_url: str | None, stub_url: str | None = None)
 # -- the steps, each in a child process ----------------------------------------------------
 
 
-def peak_rss_mib() -> float:
-    """This process's own peak RSS. Not ru_maxrss: Linux carries that over from the parent
-    (the benchmark, which holds the stand-in's million answers by then) into a child
-    started with vfork and exec."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _usage() -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"peak_rss_mib": peak_rss_mib(), "cpu_s": usage.ru_utime + usage.ru_stime}
+    return {"peak_rss_mib": bench_send.peak_rss_mib(), "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def child_import(workspace: Path) -> None:
@@ -137,7 +127,7 @@ def child_send(workspace: Path) -> None:
     with contextlib.redirect_stdout(out):
         bench_send.child(workspace)
     result = json.loads(out.getvalue().strip().splitlines()[-1])
-    result["peak_rss_mib"] = peak_rss_mib()
+    result["peak_rss_mib"] = bench_send.peak_rss_mib()
     result["prepare_s"] = sum(spent)
     result["prepare_calls"] = len(spent)
     print(json.dumps(result))
