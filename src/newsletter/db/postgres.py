@@ -117,6 +117,17 @@ class PgConnection:
     def close(self) -> None:
         self.raw.close()
 
+    def alive(self) -> bool:
+        """Whether the server still answers on this connection (it may have restarted).
+        Only for connections that hold no session locks: a new session would not have them."""
+        if self.raw.closed or self.raw.broken:
+            return False
+        try:
+            self.raw.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
     def try_lock(self, key_class: int, key: int, *, shared: bool = False) -> bool:
         """A session advisory lock, taken at once or not at all; it goes when the session dies."""
         function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 from newsletter.audience.tokens import SealedTokens
 from newsletter.audience.unsubscribe import UnsubscribeLinks, local_secret
 from newsletter.config import Settings
-from newsletter.db import connect_checked, open_database
+from newsletter.db import PgConnection, connect_checked, open_database
 
 if TYPE_CHECKING:
     from newsletter.db import Connection
@@ -67,12 +68,25 @@ class WebContext:
     def db(self) -> Connection:
         """This worker thread's connection (opened on first use, closed by `close`)."""
         conn: Connection | None = getattr(self._local, "conn", None)
+        if isinstance(conn, PgConnection) and not conn.alive():
+            # The server restarted or the network dropped: a new session, not a 503 for
+            # every request this thread serves from now on.
+            self._forget(conn)
+            conn = None
         if conn is None:
             conn = connect_checked(self.settings.database, busy_timeout_ms=self.busy_timeout_ms)
             self._local.conn = conn
             with self._guard:
                 self._opened.append(conn)
         return conn
+
+    def _forget(self, conn: Connection) -> None:
+        with self._guard:
+            if conn in self._opened:
+                self._opened.remove(conn)
+        self._local.conn = None
+        with contextlib.suppress(Exception):
+            conn.close()
 
     def close(self) -> None:
         """Close every connection the worker threads opened (at server shutdown)."""
