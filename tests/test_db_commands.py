@@ -287,7 +287,7 @@ def test_copy_without_a_target_says_how_to_give_one(tmp_path: Path) -> None:
     ("url", "said"),
     [
         ("mysql://u:pw@host/db", "--to has the scheme 'mysql'"),
-        ("newsletter.db", "--to is not a URL"),
+        ("ftp://u:pw@host/db", "--to has the scheme 'ftp'"),
     ],
 )
 def test_copy_names_the_option_whose_url_is_wrong(tmp_path: Path, url: str, said: str) -> None:
@@ -297,6 +297,19 @@ def test_copy_names_the_option_whose_url_is_wrong(tmp_path: Path, url: str, said
 
     assert outcome.exit_code == 1
     assert said in outcome.stderr and "pw" not in outcome.stderr
+
+
+def test_copy_takes_a_plain_path_for_a_sqlite_file(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path)
+    add_subscribers(root, ["ann@example.org", "bob@example.org"])
+
+    outcome = run(root, "db", "copy", "--to", "backup.db")
+    missing = run(root, "db", "copy", "--from", "nope.db", "--to", "other.db")
+
+    assert outcome.exit_code == 0, outcome.stderr
+    assert (root / "backup.db").is_file()
+    assert missing.exit_code == 1
+    assert "there is no SQLite database to copy" in missing.stderr
 
 
 def test_copy_from_a_missing_file_creates_nothing(tmp_path: Path, postgres_url: str) -> None:

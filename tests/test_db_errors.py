@@ -121,8 +121,9 @@ def root(tmp_path: Path) -> Path:
         (f"postgresql://editor:Zebra%ZZQuokka@127.0.0.1:{free_port()}/news", "a % that is not"),
         (f"postgresql://editor:{ENCODED}@127.0.0.1:1/news?sslmode=bogus", "not a valid Postgre"),
         (f"postgresql://editor:{ENCODED}@127.0.0.1:{free_port()}/news", "cannot reach the Postg"),
+        ("postgresql://editor:Zebra@Quokka@127.0.0.1/news", "percent-encode an @"),
     ],
-    ids=["scheme", "port", "bracket", "garbage", "percent", "sslmode", "down"],
+    ids=["scheme", "port", "bracket", "garbage", "percent", "sslmode", "down", "raw-at"],
 )
 def test_a_url_that_cannot_be_used_is_one_line(
     root: Path, command: str, url: str, said: str

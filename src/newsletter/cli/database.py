@@ -160,6 +160,11 @@ def copy(
 
 
 def _target(ctx: typer.Context, url: str, option: str) -> Target:
+    from pathlib import Path
+
     from newsletter.db.target import parse_target
 
-    return parse_target(url, workspace=settings(ctx).workspace, where=option, name=option)
+    workspace = settings(ctx).workspace
+    if "://" not in url:  # a file's path, as a user types it: a SQLite database
+        return workspace / Path(url).expanduser()
+    return parse_target(url, workspace=workspace, where=option, name=option)

@@ -65,6 +65,14 @@ def parse_target(
             where=where,
             fix=URL_FIX,
         )
+    authority = rest.split("/", 1)[0].split("?", 1)[0]
+    if authority.count("@") > 1:
+        # Read as it stands, the part after the first @ would go out as the host name.
+        raise ConfigError(
+            f"{name} has more than one @ before its host",
+            where=where,
+            fix="percent-encode an @ in the user or password as %40",
+        )
     try:
         parts = urlsplit("postgresql://" + rest)
         port = parts.port
