@@ -45,7 +45,8 @@ def serve(
     if secrets.unsubscribe_secret is None:
         warn(
             "NEWSLETTER_UNSUBSCRIBE_SECRET is not set: only links of outbox rehearsals made "
-            "here verify; set it (as for `send`) so the links of real sends do"
+            "in this workspace verify; set it, the same as where `send` runs, so the links "
+            "of real sends (and of other machines' rehearsals) do"
         )
     if secrets.sendgrid_webhook_public_key is None:
         warn("SENDGRID_WEBHOOK_PUBLIC_KEY is not set: /webhooks/sendgrid refuses every post")

@@ -142,7 +142,8 @@ def unsubscribe_links(
         missing.line()
         if not writes_files
         else f"{SECRET_ENV} is not set: the outbox's unsubscribe links are signed with this "
-        f"workspace's own key in {LOCAL_SECRET_FILE} (set it in .env before a real send)"
+        f"workspace's own key in {LOCAL_SECRET_FILE} (set it in .env before a real send, "
+        "the same on every machine that sends or serves the list)"
     )
     try:
         key = local_secret(settings.workspace)
