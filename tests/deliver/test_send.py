@@ -430,7 +430,7 @@ def test_the_outbox_quick_start_needs_no_credentials(tmp_path: Path) -> None:
     assert outcome.stderr == PLACEHOLDERS + (
         "warning: NEWSLETTER_UNSUBSCRIBE_SECRET is not set: the outbox's unsubscribe links "
         "are signed with this workspace's own key in .newsletter-secret (set it in .env "
-        "before a real send)\n"
+        "before a real send, the same on every machine that sends or serves the list)\n"
     )
     files = sorted(p.name for p in (root / "outbox" / "sample").iterdir())
     assert files == ["ann@example.org.eml", "bob@example.org.eml"]
