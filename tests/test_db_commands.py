@@ -299,6 +299,17 @@ def test_copy_names_the_option_whose_url_is_wrong(tmp_path: Path, url: str, said
     assert said in outcome.stderr and "pw" not in outcome.stderr
 
 
+def test_a_refused_password_in_to_is_said_of_to(tmp_path: Path, postgres_server: Server) -> None:
+    root = make_workspace(tmp_path)
+    add_subscribers(root, ["ann@example.org"])
+    with postgres_server.fresh_database() as url:
+        wrong = url.replace(postgres_server.password, "Wrong-Secret-42")
+        outcome = run(root, "db", "copy", "--to", wrong)
+    assert outcome.exit_code == 1
+    assert "correct the password in --to" in outcome.stderr
+    assert "Wrong-Secret-42" not in outcome.stderr + outcome.stdout
+
+
 def test_copy_takes_a_plain_path_for_a_sqlite_file(tmp_path: Path) -> None:
     root = make_workspace(tmp_path)
     add_subscribers(root, ["ann@example.org", "bob@example.org"])

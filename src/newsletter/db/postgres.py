@@ -223,24 +223,30 @@ def _version_name(number: int) -> str:
 def _connect_failure(exc: Exception, target: PostgresTarget) -> UserError:
     text = redact(str(exc), target)
     lowered = text.lower()
-    user = target.shown.removeprefix("postgresql://").partition("@")[0] or "the default user"
-    if "password authentication failed" in lowered or "no password supplied" in lowered:
+    user = target.user or "the default user"
+    if "no password supplied" in lowered:
+        return UserError(
+            f"the PostgreSQL server asks {user} for a password, and {target.name} gives none",
+            where=target.shown,
+            fix=f"write it into {target.name}: postgresql://USER:PASSWORD@HOST/DATABASE",
+        )
+    if "password authentication failed" in lowered:
         return UserError(
             f"the PostgreSQL server refused the password of {user}",
             where=target.shown,
-            fix="correct the password in DATABASE_URL (percent-encode @ : / in it)",
+            fix=f"correct the password in {target.name} (percent-encode @ : / in it)",
         )
     if "does not exist" in lowered and "database" in lowered:
         return UserError(
-            "the PostgreSQL database named in DATABASE_URL does not exist",
+            f"the PostgreSQL database named in {target.name} does not exist",
             where=target.shown,
-            fix="create it (createdb -O USER NAME) or correct the name in DATABASE_URL",
+            fix=f"create it (createdb -O USER NAME) or correct the name in {target.name}",
         )
     if "role" in lowered and "does not exist" in lowered:
         return UserError(
             f"the PostgreSQL server has no user {user}",
             where=target.shown,
-            fix="create it (createuser --pwprompt NAME) or correct the user in DATABASE_URL",
+            fix=f"create it (createuser --pwprompt NAME) or correct the user in {target.name}",
         )
     if "pg_hba.conf" in lowered:
         return UserError(
@@ -252,7 +258,7 @@ def _connect_failure(exc: Exception, target: PostgresTarget) -> UserError:
         return UserError(
             "the PostgreSQL server's host name is unknown",
             where=target.shown,
-            fix="correct the host in DATABASE_URL",
+            fix=f"correct the host in {target.name}",
         )
     if (
         "connection refused" in lowered
@@ -264,7 +270,7 @@ def _connect_failure(exc: Exception, target: PostgresTarget) -> UserError:
         return UserError(
             "cannot reach the PostgreSQL server (is it running?)",
             where=target.shown,
-            fix="start it, or correct the host and port in DATABASE_URL",
+            fix=f"start it, or correct the host and port in {target.name}",
         )
     if "percent-encoded" in lowered:  # libpq quotes the token, which may be the password
         return UserError(
@@ -283,7 +289,7 @@ def _connect_failure(exc: Exception, target: PostgresTarget) -> UserError:
     return UserError(
         f"cannot connect to PostgreSQL ({first})",
         where=target.shown,
-        fix="check DATABASE_URL and that the server is running",
+        fix=f"check {target.name} and that the server is running",
     )
 
 

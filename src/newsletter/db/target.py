@@ -25,6 +25,8 @@ class PostgresTarget:
 
     url: str
     shown: str  # the URL without its password, for messages
+    name: str = "DATABASE_URL"  # where the URL was given, for the fixes messages suggest
+    user: str = ""
 
     def __str__(self) -> str:
         return self.shown
@@ -84,10 +86,11 @@ def parse_target(
         ) from None
     user = unquote(parts.username or "")
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address
     database = parts.path.lstrip("/")
     shown = "postgresql://" + (f"{user}@" if user else "") + host + (f":{port}" if port else "")
     shown += f"/{database}" if database else ""
-    return PostgresTarget(url="postgresql://" + rest, shown=shown)
+    return PostgresTarget(url="postgresql://" + rest, shown=shown, name=name, user=user)
 
 
 def describe(target: Target) -> str:
