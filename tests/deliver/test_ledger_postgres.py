@@ -105,3 +105,25 @@ def _wait_until_gone(conn: Connection, pid: int) -> None:
     while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ?", (pid,)).fetchone():
         assert time.monotonic() < deadline, "the closed session's backend is still there"
         time.sleep(0.01)
+
+
+def test_rows_put_back_behind_a_senders_place_are_still_claimed(
+    conns: list[Connection],
+) -> None:
+    """A sender claims on from where its last claim ended (PostgreSQL); rows released
+    behind it, by it or another sender, are taken once the rows ahead run out."""
+    setup, first, second = conns
+    insert_subscribers(setup, numbered(30))
+    Ledger(setup).prepare(ISSUE)
+    ahead, other = Ledger(first), Ledger(second)
+    early = ahead.claim_batch(ISSUE, 10)
+    theirs = other.claim_batch(ISSUE, 5)
+    assert early is not None and theirs is not None
+    ahead.release(early.id)
+    other.release(theirs.id)
+    taken: list[str] = []
+    while (batch := ahead.claim_batch(ISSUE, 4)) is not None:
+        taken += [r.email for r in batch.recipients]
+        ahead.mark_sent(batch.id, None)
+    assert sorted(taken) == numbered(30)
+    assert Ledger(setup).counts(ISSUE)[states.SENT] == 30

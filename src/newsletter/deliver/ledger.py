@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from newsletter.db import Connection, PgConnection, deferred_sync, transaction, utc_now
 from newsletter.deliver.claimer import Claimer
@@ -108,6 +108,10 @@ class Ledger(LedgerView):
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
         self._claimer = Claimer(conn) if isinstance(conn, PgConnection) else None
+        # PostgreSQL: where this sender's last claim ended, per issue. A claimed row's old
+        # version stays in the claim index until vacuum, so scanning from the start walked
+        # past every row claimed so far (the claims slowed as the send went on).
+        self._cursor: dict[int, int] = {}
         # Rows this ledger's claims made `skipped` (committed): with several senders on one
         # issue, the skipped count of the issue also holds the others'.
         self.skipped = 0
@@ -269,16 +273,15 @@ class Ledger(LedgerView):
         # PostgreSQL: lock the rows taken, passing over rows another sender has locked.
         lock = " FOR UPDATE OF l SKIP LOCKED" if self._claimer is not None else ""
         while True:
-            rows = self.conn.execute(
-                "SELECT l.id, l.subscriber_id, l.attempts, s.email, s.name, s.first_name, "
-                "s.fields, s.status FROM ledger AS l "
-                "LEFT JOIN subscribers AS s ON s.id = l.subscriber_id "
-                "WHERE l.issue_id = ? AND l.state = 'pending' "
-                f"ORDER BY l.subscriber_id LIMIT ?{lock}",
-                (issue_id, size),
-            ).fetchall()
+            rows = self._pending_after(issue_id, size, lock, self._cursor.get(issue_id, 0))
+            if not rows and self._cursor.get(issue_id, 0):
+                # Rows put back behind the cursor (released, requeued, revived) come last.
+                self._cursor[issue_id] = 0
+                rows = self._pending_after(issue_id, size, lock, 0)
             if not rows:
                 return []
+            if self._claimer is not None:
+                self._cursor[issue_id] = rows[-1][1]
             inactive = [(row[0],) for row in rows if row[7] != "active"]
             if inactive:
                 self.conn.executemany("UPDATE ledger SET state = 'skipped' WHERE id = ?", inactive)
@@ -286,6 +289,22 @@ class Ledger(LedgerView):
             active = [(*row[1:7], row[0]) for row in rows if row[7] == "active"]
             if active:
                 return active
+
+    def _pending_after(
+        self, issue_id: int, size: int, lock: str, after: int
+    ) -> list[tuple[Any, ...]]:
+        return list(
+            self.conn.execute(
+                "SELECT l.id, l.subscriber_id, l.attempts, s.email, s.name, s.first_name, "
+                "s.fields, s.status FROM ledger AS l "
+                # s.id > ? too: PostgreSQL merges the two in id order, and without it
+                # walked the subscribers from the first one on every claim.
+                "LEFT JOIN subscribers AS s ON s.id = l.subscriber_id AND s.id > ? "
+                "WHERE l.issue_id = ? AND l.state = 'pending' AND l.subscriber_id > ? "
+                f"ORDER BY l.subscriber_id LIMIT ?{lock}",
+                (after, issue_id, after, size),
+            ).fetchall()
+        )
 
     def mark_sent(self, batch_id: int, message_id: str | None) -> None:
         """The service accepted the batch (202): its rows are `sent`."""
