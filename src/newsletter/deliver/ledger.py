@@ -24,12 +24,11 @@ from its batch, so recording a request's outcome is one row write whatever the b
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from newsletter.db import Connection, PgConnection, deferred_sync, transaction, utc_now
+from newsletter.deliver.batch import Batch, PendingRow, Recipient, recipients_of
 from newsletter.deliver.claimer import Claimer
 from newsletter.deliver.ledger_view import (
     BATCH_STATES,
@@ -67,33 +66,6 @@ __all__ = [
 
 MAX_ERROR_CHARS = 2000
 INTERRUPTED = "interrupted: the sending process stopped before the answer was recorded"
-
-# subscriber id, attempts, email, name, first name, fields, ledger row id
-_PendingRow = tuple[int, int, str, str | None, str | None, str, int]
-
-
-class Recipient(NamedTuple):
-    """One recipient of a claimed batch (a tuple: a million are made per million sent)."""
-
-    subscriber_id: int
-    email: str
-    name: str | None
-    first_name: str | None
-    fields: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Batch:
-    """Recipients claimed together for one request.
-
-    `attempt` is 1 on a first try, and one more than the most tries any of its recipients
-    had before (a released, failed or requeued row comes back with its count).
-    """
-
-    id: int
-    issue: str
-    recipients: list[Recipient]
-    attempt: int
 
 
 class Ledger(LedgerView):
@@ -215,7 +187,7 @@ class Ledger(LedgerView):
         issue_id = self._issue_id(issue)
         if issue_id is None:
             return []
-        claimed: list[tuple[int, int, list[_PendingRow]]] = []
+        claimed: list[tuple[int, int, list[PendingRow]]] = []
         skipped = [0]
         with transaction(self.conn, concurrent=True):
             for size in sizes:
@@ -227,7 +199,7 @@ class Ledger(LedgerView):
                 claimed.append((batch_id, attempt, rows))
         self.skipped += skipped[0]
         return [
-            Batch(id=batch_id, issue=issue, recipients=_recipients(rows), attempt=attempt)
+            Batch(id=batch_id, issue=issue, recipients=recipients_of(rows), attempt=attempt)
             for batch_id, attempt, rows in claimed
         ]
 
@@ -235,7 +207,7 @@ class Ledger(LedgerView):
         self,
         issue: str,
         issue_id: int,
-        rows: list[_PendingRow],
+        rows: list[PendingRow],
         attempt: int,
         backend: str | None,
     ) -> int:
@@ -269,7 +241,7 @@ class Ledger(LedgerView):
 
     def _take_active_pending(
         self, issue_id: int, size: int, skipped: list[int]
-    ) -> list[_PendingRow]:
+    ) -> list[PendingRow]:
         # PostgreSQL: lock the rows taken, passing over rows another sender has locked.
         lock = " FOR UPDATE OF l SKIP LOCKED" if self._claimer is not None else ""
         while True:
@@ -446,19 +418,6 @@ class Ledger(LedgerView):
                     (issue_id, after_batch_id, through_batch_id),
                 ).rowcount
             )
-
-
-def _recipients(rows: list[_PendingRow]) -> list[Recipient]:
-    return [
-        Recipient(
-            subscriber_id=subscriber_id,
-            email=email,
-            name=name,
-            first_name=first_name,
-            fields=json.loads(fields) if fields != "{}" else {},
-        )
-        for subscriber_id, _, email, name, first_name, fields, _ in rows
-    ]
 
 
 def _truncate(text: str | None) -> str | None:
