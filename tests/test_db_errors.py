@@ -87,6 +87,7 @@ COMMANDS = {
     "import": ("subscribers", "import", "list.csv"),
     "status": ("status", "sample"),
     "migrate": ("db", "migrate"),
+    "db status": ("db", "status"),
 }
 
 
@@ -97,6 +98,7 @@ def one_line(done: subprocess.CompletedProcess[str], *said: str) -> str:
     assert done.returncode == 1, everything
     assert "Traceback" not in everything
     (line,) = done.stderr.splitlines()
+    assert done.stdout == "", done.stdout  # nothing half-said before the error
     assert line.startswith("error: ") and " — " in line, line
     for words in said:
         assert words in line, line

@@ -85,16 +85,17 @@ def status(ctx: typer.Context) -> None:
 
     target = settings(ctx).database
     engine = "PostgreSQL" if isinstance(target, PostgresTarget) else "SQLite"
-    info(f"database   {target} ({engine})")
     if not exists(target):
+        info(f"database   {target} ({engine})")
         info("schema     none yet (the first command that needs it creates it)")
         return
-    conn = open_database(target, migrate_now=False, scan=False)
+    conn = open_database(target, migrate_now=False, scan=False)  # a failure: one line
     try:
         pending = pending_migrations(conn)
         counts = row_counts(conn) if not pending else {}
     finally:
         conn.close()
+    info(f"database   {target} ({engine})")
     applied = len(MIGRATIONS) - len(pending)
     if pending:
         info(f"schema     {applied} of {len(MIGRATIONS)} migrations applied")
