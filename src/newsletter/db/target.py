@@ -91,7 +91,3 @@ def parse_target(
     shown = "postgresql://" + (f"{user}@" if user else "") + host + (f":{port}" if port else "")
     shown += f"/{database}" if database else ""
     return PostgresTarget(url="postgresql://" + rest, shown=shown, name=name, user=user)
-
-
-def describe(target: Target) -> str:
-    return str(target)
