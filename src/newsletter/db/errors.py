@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from newsletter.db.target import PostgresTarget
+from newsletter.db.target import PostgresTarget, Target
 from newsletter.errors import UserError
 
 
@@ -53,12 +53,15 @@ def explain(error: Exception) -> UserError | None:
     )
 
 
-def engine_errors() -> tuple[type[Exception], ...]:
-    """The exception classes of every engine in use, for last-resort handlers."""
+def engine_errors(target: Target | None = None) -> tuple[type[Exception], ...]:
+    """The exception classes of every engine in use, for last-resort handlers; with the
+    workspace's `target`, also before its first connection (a server's handlers)."""
     import sys
 
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
-    psycopg = sys.modules.get("psycopg")  # loaded only when a PostgreSQL URL is in use
-    if psycopg is not None:
-        errors += (psycopg.Error,)
+    if isinstance(target, PostgresTarget):
+        import psycopg  # noqa: F401 - loaded for its classes
+    psycopg_module = sys.modules.get("psycopg")  # loaded only when a PostgreSQL URL is in use
+    if psycopg_module is not None:
+        errors += (psycopg_module.Error,)
     return errors

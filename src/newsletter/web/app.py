@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, cast
@@ -74,7 +73,7 @@ def create_app(
             # The client left before its body arrived: nobody to answer, nothing to log.
             ClientDisconnect: _client_gone,
             NewsletterError: _unavailable,
-            sqlite3.Error: _unavailable,
+            **dict.fromkeys(engine_errors(settings.database), _unavailable),
             Exception: _server_error,
         },
     )
@@ -162,7 +161,5 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, engine_errors()):  # PostgreSQL's, when in use
-        return await _unavailable(request, exc)
     log.exception("%s %s failed", request.method, request.url.path)
     return PlainTextResponse("Internal error: nothing was changed\n", status_code=500)
