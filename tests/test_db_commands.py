@@ -331,3 +331,14 @@ def test_copy_from_a_missing_file_creates_nothing(tmp_path: Path, postgres_url: 
     assert outcome.exit_code == 1
     assert "there is no SQLite database to copy" in outcome.stderr
     assert not (root / "newsletter.db").exists()
+
+
+def test_postgres_reads_percent_signs_as_written(postgres_url: str) -> None:
+    """The SQL is written once for both engines: a literal % means % on PostgreSQL too,
+    with parameters bound or without."""
+    conn = open_database(parse_target(postgres_url, workspace=Path("."), where="test"))
+    try:
+        assert conn.execute("SELECT '100%'").fetchone() == ("100%",)
+        assert conn.execute("SELECT '100%' || ?", ("!",)).fetchone() == ("100%!",)
+    finally:
+        conn.close()

@@ -80,7 +80,11 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> PgCursor:
         try:
-            return PgCursor(self.raw.execute(_placeholders(sql), parameters or None))
+            if not parameters:
+                # Sent as written: psycopg substitutes (and so reads `%%` as `%`) only when
+                # given parameters, and only a query without them may hold two statements.
+                return PgCursor(self.raw.execute(sql))
+            return PgCursor(self.raw.execute(_placeholders(sql), parameters))
         except Exception as exc:
             failure = self.failed(exc)
             if failure is exc:
