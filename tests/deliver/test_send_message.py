@@ -10,11 +10,12 @@ from typing import Any, cast
 
 import pytest
 
+from newsletter.audience.unsubscribe import UnsubscribeLinks
 from newsletter.deliver.backends.sendgrid.request import SendGridRequest, validate_body
 from newsletter.deliver.message import Address, issue_categories, mime_message
 from newsletter.errors import UserError
 from newsletter.list_headers import ONE_CLICK
-from tests._workspace import links, recipient, simple_message
+from tests._workspace import SECRET, recipient, simple_message
 from tests.sendgrid_stub import validate_mail_send
 
 
@@ -102,8 +103,14 @@ def _body(**kwargs: Any) -> dict[str, Any]:
         "<p>No tags at all</p>",
     ],
 )
-def test_the_encoded_body_is_exactly_the_body_as_json_dumps_writes_it(html: str) -> None:
-    message = replace(simple_message(html=html), unsubscribe=links("list & <co>"))
+@pytest.mark.parametrize(
+    "base_url", ["https://example.org/unsubscribe", "https://example.org/u?list=a&b=<c>"]
+)
+def test_the_encoded_body_is_exactly_the_body_as_json_dumps_writes_it(
+    html: str, base_url: str
+) -> None:
+    unsubscribe = UnsubscribeLinks(base_url, "list & <co>", SECRET)
+    message = replace(simple_message(html=html), unsubscribe=unsubscribe)
     batch = [
         recipient("ann@example.org", "Ann Smith", "Ann"),
         recipient("bob@example.org", "Bob, the; builder", None),
@@ -147,8 +154,32 @@ def test_parts_once_per_request_and_values_as_substitutions() -> None:
     first = body["personalizations"][0]["substitutions"]
     assert first["%%first_name%%"] == "Ann"
     assert first["%%text_first_name%%"] == "Ann"
-    assert first["%%unsubscribe_url%%"].replace("&amp;", "&") == first["%%text_unsubscribe_url%%"]
     assert body["personalizations"][1]["substitutions"]["%%first_name%%"] == "there"
+
+
+def test_an_unsubscribe_url_that_escaping_leaves_alone_travels_once_for_both_parts() -> None:
+    body = _body()
+    assert "Unsubscribe: %%unsubscribe_url%%" in body["content"][0]["value"]
+    for personalization in body["personalizations"]:
+        substitutions = personalization["substitutions"]
+        assert "%%text_unsubscribe_url%%" not in substitutions
+        url = substitutions["%%unsubscribe_url%%"]
+        assert url.startswith("https://example.org/unsubscribe?t=")
+        assert json.dumps(personalization).count(url) == 2  # the substitution and the header
+
+
+def test_an_unsubscribe_url_with_an_ampersand_has_its_own_tag_in_each_part() -> None:
+    unsubscribe = UnsubscribeLinks("https://example.org/u?list=a", "balkan-brief", SECRET)
+    message = replace(simple_message(), unsubscribe=unsubscribe)
+    body = SendGridRequest(message).body([recipient("ann@example.org")])
+    assert "Unsubscribe: %%text_unsubscribe_url%%" in body["content"][0]["value"]
+    first = body["personalizations"][0]["substitutions"]
+    assert first["%%text_unsubscribe_url%%"].startswith("https://example.org/u?list=a&t=")
+    assert first["%%unsubscribe_url%%"] == first["%%text_unsubscribe_url%%"].replace("&", "&amp;")
+    filled = message.personalize(recipient("ann@example.org"))  # as the SMTP backend sends it
+    assert first["%%text_unsubscribe_url%%"] in filled.text
+    assert first["%%unsubscribe_url%%"] in filled.html
+    assert validate_body(body) == []
 
 
 def test_issue_is_named_in_categories_and_custom_args_as_an_object() -> None:
@@ -163,7 +194,7 @@ def test_one_click_unsubscribe_headers_reach_every_recipient() -> None:
     body = _body()
     assert body["headers"] == {"List-Unsubscribe-Post": ONE_CLICK}
     for personalization in body["personalizations"]:
-        url = personalization["substitutions"]["%%text_unsubscribe_url%%"]
+        url = personalization["substitutions"]["%%unsubscribe_url%%"]
         assert personalization["headers"] == {"List-Unsubscribe": f"<{url}>"}
 
 
