@@ -5,8 +5,11 @@ The sender claims a batch (one short transaction) before handing it over and rec
 answer after taking it back, so the ledger is written from one thread only and never holds
 more batches `sending` than there are requests in flight. The request body is built in the
 calling thread too (`Prepare`): the workers only wait on sockets, so they seldom hold the
-interpreter lock that the ledger's thread needs back after every SQLite call. With one
-request in flight the batch is sent in the calling thread, exactly as a sequential send does.
+interpreter lock that the ledger's thread needs back after every SQLite call. While every
+request is out, the calling thread may build the next body ahead (`read_ahead`) from the
+recipients the next claim should take; the claim still decides, and the body is used only
+for exactly those recipients. With one request in flight the batch is sent in the calling
+thread, exactly as a sequential send does.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from newsletter.deliver.backends import BatchResult
-    from newsletter.deliver.ledger import Batch
+    from newsletter.deliver.batch import Batch, Recipient
 
-# Run in the calling thread when the batch is handed over; returns the request to run.
-Prepare = Callable[["Batch"], Callable[[], "BatchResult"]]
+# Run in the calling thread with a batch's recipients; returns the request to run.
+Prepare = Callable[[list["Recipient"]], Callable[[], "BatchResult"]]
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,16 @@ class InFlight(Protocol):
     def next_answers(self) -> list[Answer]:
         """The next answer to arrive, waiting for it, and any others already there; only
         while a batch is in flight."""
+        ...
+
+    def wants_ahead(self) -> bool:
+        """Whether building a request ahead would use time otherwise spent waiting: no
+        body is held yet and no answer is waiting to be taken."""
+        ...
+
+    def read_ahead(self, recipients: list[Recipient]) -> None:
+        """Build the request for these recipients now; `submit` uses it for a batch of
+        exactly these recipients, and drops it otherwise."""
         ...
 
     def close(self) -> None: ...
@@ -67,11 +80,17 @@ class Sequential:
         self._answers: list[Answer] = []
 
     def submit(self, batch: Batch) -> None:
-        self._answers.append(_answer(batch, lambda: self._prepare(batch)()))
+        self._answers.append(_answer(batch, lambda: self._prepare(batch.recipients)()))
 
     def next_answers(self) -> list[Answer]:
         answers, self._answers = self._answers, []
         return answers
+
+    def wants_ahead(self) -> bool:
+        return False  # the request runs inside `submit`: there is no waiting to fill
+
+    def read_ahead(self, recipients: list[Recipient]) -> None:
+        pass
 
     def close(self) -> None:
         self._answers.clear()
@@ -90,6 +109,7 @@ class Concurrent:
             queue.SimpleQueue()
         )
         self._answers: queue.SimpleQueue[Answer] = queue.SimpleQueue()
+        self._ahead: tuple[list[Recipient], Callable[[], BatchResult]] | None = None
         self._threads = [
             threading.Thread(target=self._work, name=f"send-{n}", daemon=True)
             for n in range(workers)
@@ -102,12 +122,25 @@ class Concurrent:
             self._answers.put(_answer(*job))
 
     def submit(self, batch: Batch) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == batch.recipients:
+            self._requests.put((batch, ahead[1]))
+            return
         try:
-            request = self._prepare(batch)
+            request = self._prepare(batch.recipients)
         except Exception as exc:
             self._answers.put(Answer(batch, error=exc))
             return
         self._requests.put((batch, request))
+
+    def wants_ahead(self) -> bool:
+        return self._ahead is None and self._answers.empty()
+
+    def read_ahead(self, recipients: list[Recipient]) -> None:
+        try:
+            self._ahead = (recipients, self._prepare(recipients))
+        except Exception:  # the claim builds it again and reports what failed
+            self._ahead = None
 
     def next_answers(self) -> list[Answer]:
         # A timeout keeps the wait interruptible by Ctrl-C on every platform.

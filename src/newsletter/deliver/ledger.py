@@ -24,12 +24,11 @@ from its batch, so recording a request's outcome is one row write whatever the b
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Collection
 
-from newsletter.db import Connection, PgConnection, deferred_sync, transaction, utc_now
-from newsletter.deliver.batch import Batch, PendingRow, Recipient, recipients_of
-from newsletter.deliver.claimer import Claimer
+from newsletter.db import deferred_sync, transaction, utc_now
+from newsletter.deliver.batch import Batch, Recipient
+from newsletter.deliver.ledger_claims import LedgerClaims
 from newsletter.deliver.ledger_view import (
     BATCH_STATES,
     FAILED,
@@ -68,7 +67,7 @@ MAX_ERROR_CHARS = 2000
 INTERRUPTED = "interrupted: the sending process stopped before the answer was recorded"
 
 
-class Ledger(LedgerView):
+class Ledger(LedgerClaims):
     """The send log of every issue, in the workspace database.
 
     On SQLite, one process sends an issue at a time (callers hold the workspace send
@@ -76,17 +75,6 @@ class Ledger(LedgerView):
     skip the others' rows, and signs its batches with a key it holds while it lives
     (`Claimer`), so `recover` takes only the batches of senders that are gone.
     """
-
-    def __init__(self, conn: Connection) -> None:
-        super().__init__(conn)
-        self._claimer = Claimer(conn) if isinstance(conn, PgConnection) else None
-        # PostgreSQL: where this sender's last claim ended, per issue. A claimed row's old
-        # version stays in the claim index until vacuum, so scanning from the start walked
-        # past every row claimed so far (the claims slowed as the send went on).
-        self._cursor: dict[int, int] = {}
-        # Rows this ledger's claims made `skipped` (committed): with several senders on one
-        # issue, the skipped count of the issue also holds the others'.
-        self.skipped = 0
 
     # -- preparing and recovering ---------------------------------------------------------
 
@@ -161,123 +149,6 @@ class Ledger(LedgerView):
         )
         return int(count)
 
-    @property
-    def _row_lock(self) -> str:
-        """Lock the row read, where other senders may change it (PostgreSQL)."""
-        return " FOR UPDATE" if self._claimer is not None else ""
-
-    # -- one batch through its states ------------------------------------------------------
-
-    def claim_batch(self, issue: str, size: int, backend: str | None = None) -> Batch | None:
-        """Take up to `size` pending rows (subscriber-id order) as one `sending` batch.
-
-        Pending rows whose subscriber is no longer active (or was removed) become `skipped`
-        on the way. None when nothing is pending.
-        """
-        batches = self.claim_batches(issue, [size], backend)
-        return batches[0] if batches else None
-
-    def claim_batches(
-        self, issue: str, sizes: Sequence[int], backend: str | None = None
-    ) -> list[Batch]:
-        """`claim_batch` for several batches in one transaction (one wait for the disk),
-        each of the given size, in order; fewer (or none) when the pending rows run out."""
-        if any(size < 1 for size in sizes):
-            raise ValueError(f"batch size must be at least 1, not {min(sizes)}")
-        issue_id = self._issue_id(issue)
-        if issue_id is None:
-            return []
-        claimed: list[tuple[int, int, list[PendingRow]]] = []
-        skipped = [0]
-        with transaction(self.conn, concurrent=True):
-            for size in sizes:
-                rows = self._take_active_pending(issue_id, size, skipped)
-                if not rows:
-                    break
-                attempt = max(row[1] for row in rows) + 1
-                batch_id = self._insert_batch(issue, issue_id, rows, attempt, backend)
-                claimed.append((batch_id, attempt, rows))
-        self.skipped += skipped[0]
-        return [
-            Batch(id=batch_id, issue=issue, recipients=recipients_of(rows), attempt=attempt)
-            for batch_id, attempt, rows in claimed
-        ]
-
-    def _insert_batch(
-        self,
-        issue: str,
-        issue_id: int,
-        rows: list[PendingRow],
-        attempt: int,
-        backend: str | None,
-    ) -> int:
-        claimer = self._claimer.key if self._claimer is not None else None
-        (batch_id,) = self.conn.execute(
-            "INSERT INTO batches (issue_id, state, attempt, size, created, backend, claimed_by) "
-            "VALUES (?, 'sending', ?, ?, ?, ?, ?) RETURNING id",
-            (issue_id, attempt, len(rows), utc_now(), backend, claimer),
-        ).fetchone()
-        if self._claimer is not None:
-            # The rows this transaction locked; another sender's locked rows may lie
-            # between them, so no range.
-            updated = self.conn.execute(
-                "UPDATE ledger SET state = 'batched', batch_id = ?, attempts = attempts + 1 "
-                "WHERE id = ANY(?)",
-                (batch_id, [row[6] for row in rows]),
-            ).rowcount
-        else:
-            # One range update through the index instead of a statement per row: with one
-            # writer, the rows taken are exactly the pending ones up to the last one taken.
-            updated = self.conn.execute(
-                "UPDATE ledger SET state = 'batched', batch_id = ?, attempts = attempts + 1 "
-                "WHERE issue_id = ? AND state = 'pending' AND subscriber_id <= ?",
-                (batch_id, issue_id, rows[-1][0]),
-            ).rowcount
-        if updated != len(rows):
-            raise RuntimeError(
-                f"ledger of {issue!r} changed while claiming ({updated} != {len(rows)})"
-            )
-        return int(batch_id)
-
-    def _take_active_pending(
-        self, issue_id: int, size: int, skipped: list[int]
-    ) -> list[PendingRow]:
-        # PostgreSQL: lock the rows taken, passing over rows another sender has locked.
-        lock = " FOR UPDATE OF l SKIP LOCKED" if self._claimer is not None else ""
-        while True:
-            rows = self._pending_after(issue_id, size, lock, self._cursor.get(issue_id, 0))
-            if not rows and self._cursor.get(issue_id, 0):
-                # Rows put back behind the cursor (released, requeued, revived) come last.
-                self._cursor[issue_id] = 0
-                rows = self._pending_after(issue_id, size, lock, 0)
-            if not rows:
-                return []
-            if self._claimer is not None:
-                self._cursor[issue_id] = rows[-1][1]
-            inactive = [(row[0],) for row in rows if row[7] != "active"]
-            if inactive:
-                self.conn.executemany("UPDATE ledger SET state = 'skipped' WHERE id = ?", inactive)
-                skipped[0] += len(inactive)
-            active = [(*row[1:7], row[0]) for row in rows if row[7] == "active"]
-            if active:
-                return active
-
-    def _pending_after(
-        self, issue_id: int, size: int, lock: str, after: int
-    ) -> list[tuple[Any, ...]]:
-        return list(
-            self.conn.execute(
-                "SELECT l.id, l.subscriber_id, l.attempts, s.email, s.name, s.first_name, "
-                "s.fields, s.status FROM ledger AS l "
-                # s.id > ? too: PostgreSQL merges the two in id order, and without it
-                # walked the subscribers from the first one on every claim.
-                "LEFT JOIN subscribers AS s ON s.id = l.subscriber_id AND s.id > ? "
-                "WHERE l.issue_id = ? AND l.state = 'pending' AND l.subscriber_id > ? "
-                f"ORDER BY l.subscriber_id LIMIT ?{lock}",
-                (after, issue_id, after, size),
-            ).fetchall()
-        )
-
     def mark_sent(self, batch_id: int, message_id: str | None) -> None:
         """The service accepted the batch (202): its rows are `sent`."""
         self._finish(batch_id, SENT, (SENDING, UNKNOWN), message_id=message_id)
@@ -325,6 +196,7 @@ class Ledger(LedgerView):
         # Losing this write in a power cut is safe: the batch stays `sending` and `recover`
         # makes it `unknown`, never pending. Only the claim must reach the disk before the
         # request leaves, and its fsync also covers the marks written before it.
+        changes_before = self._own_changes()
         with deferred_sync(self.conn), transaction(self.conn, concurrent=True):
             row = self.conn.execute(
                 f"SELECT state FROM batches WHERE id = ?{self._row_lock}", (batch_id,)
@@ -349,6 +221,8 @@ class Ledger(LedgerView):
                     batch_id,
                 ),
             )
+        if state != PENDING:
+            self._kept_peek(changes_before)
 
     # -- editor decisions --------------------------------------------------------------
 

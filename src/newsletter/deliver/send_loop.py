@@ -115,6 +115,8 @@ class SendLoop:
                 self._claim_and_submit(requests, concurrency if self.summary.sent else 1)
                 if not self._flying:
                     break
+                if len(self._flying) == concurrency:
+                    self._read_ahead(requests)
                 for answer in requests.next_answers():
                     self._take(answer)
         except KeyboardInterrupt:
@@ -138,6 +140,18 @@ class SendLoop:
         self._flying.update((batch.id, batch) for batch in batches)
         for batch in batches:
             requests.submit(batch)
+
+    def _read_ahead(self, requests: InFlight) -> None:
+        """While every slot is busy, build the next batch's request from the recipients the
+        next claim should take, so a freed slot gets its batch without waiting for a body."""
+        if self.summary.stopped is not None or self._exhausted or self._sizes:
+            return
+        if not requests.wants_ahead():
+            return
+        with self.timed():
+            recipients = self.ledger.peek_batch(self.slug, self.backend.max_batch_size)
+        if recipients:
+            requests.read_ahead(recipients)
 
     def _take(self, answer: Answer) -> None:
         batch = self._flying.pop(answer.batch.id)

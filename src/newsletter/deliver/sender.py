@@ -74,7 +74,7 @@ if TYPE_CHECKING:
 
     from newsletter.config import Settings
     from newsletter.deliver.dry_run import DryRun
-    from newsletter.deliver.ledger import Batch, Ledger
+    from newsletter.deliver.ledger import Ledger, Recipient
     from newsletter.deliver.suppressions import SyncReport
 
 
@@ -324,12 +324,12 @@ class Sender:
             loop.total = ledger.counts(self.slug)[PENDING]
         requests_before = backend.requests
 
-        def prepare(batch: Batch) -> Callable[[], BatchResult]:
+        def prepare(recipients: list[Recipient]) -> Callable[[], BatchResult]:
             if self.concurrency > 1:  # the body now, in this thread; the request in a worker
                 concurrent = cast(ConcurrentBackend, backend)
-                body = concurrent.prepare(message, batch.recipients)
+                body = concurrent.prepare(message, recipients)
                 return lambda: concurrent.send_prepared(body)
-            return lambda: backend.send_batch(message, batch.recipients)
+            return lambda: backend.send_batch(message, recipients)
 
         summary = loop.run(in_flight(prepare, self.concurrency), self.concurrency)
         summary.warnings = list(self.warnings)
