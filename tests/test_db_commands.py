@@ -80,7 +80,7 @@ def test_status_names_the_engine_without_a_password_and_counts_rows(
 
     assert shown.exit_code == 0, shown.stderr
     assert ("(PostgreSQL)" if engine == "postgresql" else "(SQLite)") in shown.stdout
-    assert "schema     up to date (9 migrations" in shown.stdout
+    assert "schema     up to date (10 migrations" in shown.stdout
     assert "  subscribers       2\n" in shown.stdout
     assert "pg-test-" not in shown.stdout  # the test cluster's password
 

@@ -233,6 +233,17 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "ALTER TABLE batches ADD COLUMN claimed_by INTEGER",
         ),
     ),
+    (
+        "010_prepare_in_chunks",
+        (
+            # A first send writes the issue's ledger rows a chunk at a time while it sends
+            # (deliver.preparation): the list is fixed at the start (active subscribers up
+            # to prepare_until), prepared_through says how far the rows are written. Both
+            # NULL once every row is written, and for issues prepared before this migration.
+            "ALTER TABLE ledger_issues ADD COLUMN prepare_until INTEGER",
+            "ALTER TABLE ledger_issues ADD COLUMN prepared_through INTEGER",
+        ),
+    ),
 )
 
 _SUBSCRIBER_STATUSES = "'active', 'unsubscribed', 'bounced', 'complained', 'pending'"

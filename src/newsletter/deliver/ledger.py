@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from newsletter.db import deferred_sync, transaction, utc_now
+from newsletter.deliver import preparation
 from newsletter.deliver.batch import Batch, Recipient
 from newsletter.deliver.ledger_claims import LedgerClaims
 from newsletter.deliver.ledger_view import (
@@ -78,14 +79,15 @@ class Ledger(LedgerClaims):
 
     # -- preparing and recovering ---------------------------------------------------------
 
-    def prepare(self, issue: str, *, newcomers: bool = False) -> int:
+    def prepare(self, issue: str, *, newcomers: bool = False, rows: int | None = None) -> int:
         """Take the issue's recipients: every active subscriber, once; return how many.
 
         The recipients are taken when the issue is first prepared with anyone to send to:
         a resumed send goes on with that list, and people who subscribed since join only
         when asked (`newcomers`, `send --new-subscribers`). Rows `skipped` earlier whose
         subscriber is active again become pending too: they were never sent, so sending them
-        now sends nobody twice.
+        now sends nobody twice. `rows`: write about that many of a first preparation's rows
+        now, and leave the rest to `prepare_more` and the claims (`deliver.preparation`).
         """
         with transaction(self.conn):
             self.conn.execute(
@@ -95,28 +97,46 @@ class Ledger(LedgerClaims):
             issue_id = self._issue_id(issue)
             assert issue_id is not None
             # A run that found nobody took no recipients yet: the next one takes them.
-            taken = self.conn.execute(
-                "SELECT 1 FROM ledger WHERE issue_id = ? LIMIT 1", (issue_id,)
-            ).fetchone()
+            taken = self._has_rows(issue_id)
+            if not taken and not preparation.unfinished(self.conn, issue_id):
+                preparation.start(self.conn, issue_id)
             added = 0
-            if newcomers or taken is None:
-                # The first time the issue has no row, the subscribers' keys are unique and
-                # this transaction holds the write lock: nothing can conflict, and a plain
-                # insert skips PostgreSQL's per-row conflict check (40% of a million rows).
-                upsert = "" if taken is None else " ON CONFLICT DO NOTHING"
+            if newcomers:
                 added = self.conn.execute(
                     "INSERT INTO ledger (issue_id, subscriber_id, email_key, state) "
                     "SELECT ?, id, email_key, 'pending' FROM subscribers "
-                    f"WHERE status = 'active' ORDER BY id{upsert}",
+                    "WHERE status = 'active' ORDER BY id ON CONFLICT DO NOTHING",
                     (issue_id,),
                 ).rowcount
+                preparation.finish(self.conn, issue_id)
             revived = self.conn.execute(
                 "UPDATE ledger SET state = 'pending' "
                 "WHERE issue_id = ? AND state = 'skipped' "
                 "AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
                 (issue_id,),
             ).rowcount
+            if not newcomers:
+                # A first chunk finds no row and holds the write lock: a plain insert
+                # (PostgreSQL checks no conflict per row: 40% of a million rows).
+                added = (
+                    preparation.take_chunk(
+                        self.conn, issue_id, rows, lock=self._row_lock, first=not taken
+                    )
+                    or 0
+                )
         return added + revived
+
+    def prepare_more(self, issue: str, rows: int) -> bool:
+        """Write the next `rows` of the issue's recipients; False once all are written."""
+        issue_id = self._issue_id(issue)
+        if issue_id is None:
+            return False
+        with transaction(self.conn, concurrent=True):
+            return self._take_chunk(issue_id, rows) is not None
+
+    def _has_rows(self, issue_id: int) -> bool:
+        row = self.conn.execute("SELECT 1 FROM ledger WHERE issue_id = ? LIMIT 1", (issue_id,))
+        return row.fetchone() is not None
 
     def recover(self, issue: str) -> int:
         """Rows left `sending` by a process that died become `unknown`; return how many."""

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from newsletter.db import Connection, PgConnection, transaction, utc_now
+from newsletter.deliver import preparation
 from newsletter.deliver.batch import Batch, PendingRow, Recipient, recipients_of
 from newsletter.deliver.claimer import Claimer
 from newsletter.deliver.ledger_view import LedgerView
+from newsletter.deliver.preparation import CHUNK_BATCHES
 
 
 @dataclass
@@ -158,6 +160,8 @@ class LedgerClaims(LedgerView):
                 self._cursor[issue_id] = 0
                 rows = self._pending_after(issue_id, size, lock, 0)
             if not rows:
+                if self._take_chunk(issue_id, CHUNK_BATCHES * size) is not None:
+                    continue  # the rest of the issue's list, not written yet
                 return []
             if self._claimer is not None:
                 self._cursor[issue_id] = rows[-1][1]
@@ -168,6 +172,12 @@ class LedgerClaims(LedgerView):
             active = [(*row[1:7], row[0]) for row in rows if row[7] == "active"]
             if active:
                 return active
+
+    def _take_chunk(self, issue_id: int, rows: int) -> int | None:
+        """The next `rows` of the issue's recipients (see `deliver.preparation`), in the
+        caller's transaction; on PostgreSQL the issue's row lock keeps two senders from
+        writing the same chunk."""
+        return preparation.take_chunk(self.conn, issue_id, rows, lock=self._row_lock)
 
     def peek_batch(self, issue: str, size: int) -> list[Recipient]:
         """The recipients the next `claim_batch` of `size` would take if nothing changed

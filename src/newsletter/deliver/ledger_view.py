@@ -9,6 +9,8 @@ from collections.abc import Collection, Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from newsletter.deliver import preparation
+
 if TYPE_CHECKING:
     from newsletter.db import Connection
 
@@ -123,6 +125,7 @@ class LedgerView:
         )
         for state, n in rows:
             counts[str(state)] += int(n)
+        counts[PENDING] += preparation.untaken(self.conn, issue_id)
         return counts
 
     def recipients(
@@ -205,7 +208,9 @@ class LedgerView:
     def is_complete(self, issue: str) -> bool:
         """Prepared, and nothing pending, sending, unknown or failed."""
         issue_id = self._issue_id(issue)
-        return issue_id is not None and not self._any(issue_id, UNFINISHED)
+        if issue_id is None or preparation.unfinished(self.conn, issue_id):
+            return False
+        return not self._any(issue_id, UNFINISHED)
 
     def was_sent(self, issue: str) -> bool:
         """At least one recipient has this issue in state `sent`."""

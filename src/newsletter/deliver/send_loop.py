@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from newsletter.deliver.backends import Outcome
 from newsletter.deliver.in_flight import Answer, InFlight
+from newsletter.deliver.preparation import CHUNK_BATCHES
 from newsletter.errors import DeliveryError, NewsletterError
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class SendLoop:
         self._sizes: list[int] = []  # batch sizes to claim next, after a split
         self._flying: dict[int, Batch] = {}
         self._exhausted = False
+        self._preparing = True  # rows of the issue's list may be left to write
         # Kept per batch, listed in claim order whatever order the answers came in.
         self._unknown: dict[int, list[str]] = {}
         self._failures: dict[int, list[tuple[str, str]]] = {}
@@ -116,7 +118,7 @@ class SendLoop:
                 if not self._flying:
                     break
                 if len(self._flying) == concurrency:
-                    self._read_ahead(requests)
+                    self._use_the_wait(requests)
                 for answer in requests.next_answers():
                     self._take(answer)
         except KeyboardInterrupt:
@@ -141,12 +143,19 @@ class SendLoop:
         for batch in batches:
             requests.submit(batch)
 
-    def _read_ahead(self, requests: InFlight) -> None:
-        """While every slot is busy, build the next batch's request from the recipients the
-        next claim should take, so a freed slot gets its batch without waiting for a body."""
-        if self.summary.stopped is not None or self._exhausted or self._sizes:
+    def _use_the_wait(self, requests: InFlight) -> None:
+        """While every slot is busy: write the next chunk of a first send's list, then
+        build the next batch's request from the recipients the next claim should take, so
+        a freed slot gets its batch without waiting for either."""
+        if self.summary.stopped is not None or not requests.wants_ahead():
             return
-        if not requests.wants_ahead():
+        if self._preparing:
+            with self.timed():
+                rows = CHUNK_BATCHES * self.backend.max_batch_size
+                self._preparing = self.ledger.prepare_more(self.slug, rows)
+            if not requests.wants_ahead():
+                return
+        if self._exhausted or self._sizes:
             return
         with self.timed():
             recipients = self.ledger.peek_batch(self.slug, self.backend.max_batch_size)

@@ -46,6 +46,7 @@ from newsletter.deliver.preflight import (
     refuse_placeholders,
     unsubscribe_links,
 )
+from newsletter.deliver.preparation import CHUNK_BATCHES
 from newsletter.deliver.send_loop import (
     KEPT_ADDRESSES,
     MAX_UNKNOWN_IN_A_ROW,
@@ -280,7 +281,9 @@ class Sender:
             return []
         return rehearsal_backends()
 
-    def requeue(self, ledger: Ledger) -> None:
+    def requeue(self, ledger: Ledger, *, rows: int | None = None) -> None:
+        """Put back what this send sends again, and take the recipients (`rows`: how many
+        of a first preparation's rows to write now, see `Ledger.prepare`)."""
         from newsletter.deliver.ledger import FAILED, SENT, SKIPPED, UNKNOWN
 
         ledger.forget_rehearsals(self.slug, self.rehearsals())
@@ -290,7 +293,7 @@ class Sender:
         elif self.options.resend_unknown:
             states.add(UNKNOWN)
         ledger.requeue(self.slug, states)
-        ledger.prepare(self.slug, newcomers=self.options.new_subscribers)
+        ledger.prepare(self.slug, newcomers=self.options.new_subscribers, rows=rows)
 
     # -- sending
 
@@ -318,7 +321,9 @@ class Sender:
                 # On PostgreSQL another sender may have finished the issue since the
                 # preflight: this one then sends nothing and says so (sent 0).
                 self._refuse_if_finished(ledger)
-            self.requeue(ledger)
+            # A first send of a big list starts with the first rows written; the others
+            # are written while its requests are out.
+            self.requeue(ledger, rows=CHUNK_BATCHES * backend.max_batch_size)
             # The pending rows: all this send's on SQLite; on PostgreSQL shared with any
             # other sender of the issue, so at most what this one will send.
             loop.total = ledger.counts(self.slug)[PENDING]
