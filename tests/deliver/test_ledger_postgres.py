@@ -127,3 +127,29 @@ def test_rows_put_back_behind_a_senders_place_are_still_claimed(
         ahead.mark_sent(batch.id, None)
     assert sorted(taken) == numbered(30)
     assert Ledger(setup).counts(ISSUE)[states.SENT] == 30
+
+
+def test_a_chunk_another_sender_is_writing_is_not_waited_for_between_requests(
+    conns: list[Connection],
+) -> None:
+    """While requests are out, a sender writes the next chunk of the list only if no other
+    sender is writing one (it tries again at its next wait); a claim that needs the rows
+    waits for the chunk instead."""
+    holder, sender, _ = conns
+    insert_subscribers(sender, numbered(30))
+    ledger = Ledger(sender)
+    assert ledger.prepare(ISSUE, rows=10) == 10
+    with rolled_back(holder):
+        holder.execute(
+            "SELECT 1 FROM ledger_issues WHERE slug = ? FOR NO KEY UPDATE", (ISSUE,)
+        ).fetchone()
+        started = time.monotonic()
+        assert ledger.prepare_more(ISSUE, 10)  # more to write, none written now
+        assert time.monotonic() - started < 5
+        (written,) = sender.execute("SELECT count(*) FROM ledger").fetchone()
+        assert written == 10
+        batch = ledger.claim_batch(ISSUE, 10)  # the written rows need no chunk
+        assert batch is not None and len(batch.recipients) == 10
+    assert ledger.prepare_more(ISSUE, 10)
+    (written,) = sender.execute("SELECT count(*) FROM ledger").fetchone()
+    assert written == 20

@@ -9,6 +9,7 @@ each sender's summary tells what that sender did. Real processes, a real server.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -162,6 +163,34 @@ def test_two_sends_at_once_share_the_issue_and_each_tells_its_own(
         assert [sent for sent, _, _, _ in summaries] == [sum(d.values()) for d in deliveries]
     states = Counter(ledger_states(roots[0], "sample").values())
     assert states == {"sent": len(everyone), "skipped": len(gone)}
+
+
+def test_two_first_sends_at_once_write_the_list_and_both_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str, stub: SendGridStub
+) -> None:
+    """Two first sends of an issue started together, with answers at once and small
+    batches: both write chunks of the list and claim to its very end at the same moments
+    (where row locks on the issue once deadlocked one of them), and both finish."""
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    count = 3000
+    root = _workspace(tmp_path / "ws", stub, "batch_size = 10\nconcurrency = 8")
+    add_subscribers(root, numbered(count))
+    shutil.copytree(root / "issues" / "sample", root / "issues" / "again")
+    for issue in ("sample", "again"):  # twice: the moment it once went wrong is a race
+        runs = [
+            subprocess.Popen(
+                [str(NEWSLETTER), "--workspace", str(root), "send", issue, "--yes", "--no-sync"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [process.communicate(timeout=300) for process in runs]
+        assert [process.returncode for process in runs] == [0, 0], outputs
+        assert stub.deliveries(issue=issue) == {email: 1 for email in numbered(count)}
+        assert set(ledger_states(root, issue).values()) == {"sent"}
 
 
 def test_a_resend_waits_for_no_one_and_no_one_joins_a_resend(

@@ -10,6 +10,7 @@ import html as html_lib
 import json
 import re
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import TYPE_CHECKING, Protocol
 
 from newsletter.build.checks import GMAIL_CLIP_BYTES
@@ -55,7 +56,7 @@ class Rehearsed(Protocol):
     @property
     def message(self) -> Message: ...
     def rehearsals(self) -> list[str]: ...
-    def requeue(self, ledger: Ledger) -> None: ...
+    def requeue(self, ledger: Ledger, *, rows: int | None = None) -> None: ...
 
 
 @dataclass
@@ -127,22 +128,28 @@ def rehearse(self: Rehearsed) -> DryRun:
     worst: Recipient | None = None
     with rolled_back(self.conn):
         rehearsal = Ledger(self.conn)
+        rehearsal.takes_chunks = False  # the rows a first send has not written are read
         rehearsal.recover(self.slug)
-        self.requeue(rehearsal)
+        self.requeue(rehearsal, rows=0)
         pending = rehearsal.counts(self.slug)[PENDING]
-        while (batch := rehearsal.claim_batch(self.slug, batch_size)) is not None:
-            body = builder.body(batch.recipients)
+        claimed = iter(lambda: rehearsal.claim_batch(self.slug, batch_size), None)
+        batches = chain(
+            (batch.recipients for batch in claimed),
+            rehearsal.untaken_batches(self.slug, batch_size),
+        )
+        for recipients in batches:
+            body = builder.body(recipients)
             size = len(_json(body))
             report.batches += 1
-            report.recipients += len(batch.recipients)
+            report.recipients += len(recipients)
             report.largest_request_bytes = max(report.largest_request_bytes, size)
-            report.most_personalizations = max(report.most_personalizations, len(batch.recipients))
+            report.most_personalizations = max(report.most_personalizations, len(recipients))
             if size > REQUEST_BYTES_BUDGET:
                 problems.append(f"request {report.batches} would be {size:,} bytes")
             for problem in validate_body(body):
                 problems.append(f"request {report.batches}: {problem}")
             for recipient, personalization in zip(
-                batch.recipients, body["personalizations"], strict=True
+                recipients, body["personalizations"], strict=True
             ):
                 substitutions = personalization["substitutions"]
                 delta = sum(

@@ -102,6 +102,8 @@ class Ledger(LedgerClaims):
                 preparation.start(self.conn, issue_id)
             added = 0
             if newcomers:
+                if self._claimer is not None:  # a sender writing a chunk finishes it first
+                    preparation.lock_marks(self.conn, issue_id)
                 added = self.conn.execute(
                     "INSERT INTO ledger (issue_id, subscriber_id, email_key, state) "
                     "SELECT ?, id, email_key, 'pending' FROM subscribers "
@@ -115,24 +117,20 @@ class Ledger(LedgerClaims):
                 "AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
                 (issue_id,),
             ).rowcount
-            if not newcomers:
+            if not newcomers and rows != 0:
                 # A first chunk finds no row and holds the write lock: a plain insert
                 # (PostgreSQL checks no conflict per row: 40% of a million rows).
-                added = (
-                    preparation.take_chunk(
-                        self.conn, issue_id, rows, lock=self._row_lock, first=not taken
-                    )
-                    or 0
-                )
+                added = self._take_chunk(issue_id, rows, first=not taken) or 0
         return added + revived
 
     def prepare_more(self, issue: str, rows: int) -> bool:
-        """Write the next `rows` of the issue's recipients; False once all are written."""
+        """Write the next `rows` of the issue's recipients (none now if another sender is
+        writing some); False once all are written."""
         issue_id = self._issue_id(issue)
         if issue_id is None:
             return False
         with transaction(self.conn, concurrent=True):
-            return self._take_chunk(issue_id, rows) is not None
+            return self._take_chunk(issue_id, rows, if_free=True) is not None
 
     def _has_rows(self, issue_id: int) -> bool:
         row = self.conn.execute("SELECT 1 FROM ledger WHERE issue_id = ? LIMIT 1", (issue_id,))

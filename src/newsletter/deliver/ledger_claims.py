@@ -11,7 +11,7 @@ nothing but the outcomes of batches (`total_changes`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,9 @@ class LedgerClaims(LedgerView):
         self.skipped = 0
         # SQLite: the last peek, while the claim may still take its rows as read.
         self._peek: _Peek | None = None
+        # A rehearsal (rolled back) writes no chunk of a list: it reads the rest instead
+        # (`untaken_batches`), so it holds no lock another sender waits for.
+        self.takes_chunks = True
 
     @property
     def _row_lock(self) -> str:
@@ -173,11 +176,30 @@ class LedgerClaims(LedgerView):
             if active:
                 return active
 
-    def _take_chunk(self, issue_id: int, rows: int) -> int | None:
+    @property
+    def _issue_lock(self) -> str:
+        return preparation.WAIT if self._claimer is not None else ""
+
+    def _take_chunk(
+        self, issue_id: int, rows: int | None, *, if_free: bool = False, first: bool = False
+    ) -> int | None:
         """The next `rows` of the issue's recipients (see `deliver.preparation`), in the
         caller's transaction; on PostgreSQL the issue's row lock keeps two senders from
-        writing the same chunk."""
-        return preparation.take_chunk(self.conn, issue_id, rows, lock=self._row_lock)
+        writing the same chunk (`if_free`: none now if another sender is writing one)."""
+        if not self.takes_chunks:
+            return None
+        lock = self._issue_lock
+        if lock and if_free:
+            lock = preparation.IF_FREE
+        return preparation.take_chunk(self.conn, issue_id, rows, lock=lock, first=first)
+
+    def untaken_batches(self, issue: str, size: int) -> Iterator[list[Recipient]]:
+        """The recipients of the issue's list whose rows are not written yet, `size` at a
+        time; reads only."""
+        issue_id = self._issue_id(issue)
+        if issue_id is None:
+            return iter(())
+        return preparation.untaken_batches(self.conn, issue_id, size)
 
     def peek_batch(self, issue: str, size: int) -> list[Recipient]:
         """The recipients the next `claim_batch` of `size` would take if nothing changed

@@ -1,18 +1,25 @@
 """Taking an issue's recipients into the ledger a chunk at a time, so a send starts at once.
 
 A first send of a million subscribers used to write a million ledger rows (about two
-seconds) before its first request left. Now the list is fixed at the start, as before
-(every subscriber active then, up to the highest id then: `prepare_until`), but its rows
-are written in chunks of subscriber-id order (`prepared_through` says how far), each in its
-own short transaction: the first chunk before sending, the others while requests are out
-or when a claim runs out of pending rows. A process that stops half-way leaves the marks,
-and the next run goes on from them; until the last chunk, the rows not yet written count as
-pending. Every function here runs inside the caller's transaction.
+seconds) before its first request left. Now the list is bounded at the start (subscribers
+up to the highest id then: `prepare_until`; who subscribes later joins only with
+`--new-subscribers`) and its rows are written in chunks of subscriber-id order
+(`prepared_through` says how far), each in its own short transaction: the first chunk
+before sending, the others while requests are out or when a claim runs out of pending rows.
+A subscriber is taken if active when their chunk is written (seconds after the start, on
+a big list); as before, whoever is no longer active when their batch is claimed is skipped.
+A process that stops half-way leaves the marks and the next run goes on from them; until
+the last chunk, the active subscribers not written yet count as pending. A rehearsal writes
+no chunk: it reads them (`untaken_batches`), so it holds no lock a sender waits for.
+Every function here runs inside the caller's transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+from newsletter.deliver.batch import Recipient, recipients_of
 
 if TYPE_CHECKING:
     from newsletter.db import Connection
@@ -38,20 +45,30 @@ def finish(conn: Connection, issue_id: int) -> None:
     )
 
 
+# PostgreSQL: the issue's row is locked while a chunk is written, so two senders never
+# write the same chunk. NO KEY UPDATE: inserting a batch or a ledger row takes a KEY SHARE
+# lock on the issue's row (the foreign key), which this does not block.
+WAIT = " FOR NO KEY UPDATE"
+# For a chunk written while requests are out: if another sender is writing one, this one
+# writes none now (it tries again at its next wait) instead of waiting for it.
+IF_FREE = " FOR NO KEY UPDATE SKIP LOCKED"
+
+
 def take_chunk(
     conn: Connection, issue_id: int, rows: int | None, *, lock: str = "", first: bool = False
 ) -> int | None:
-    """Write the next `rows` recipients' ledger rows (None: all that are left); how many,
-    or None when the issue was already fully taken. `lock` (PostgreSQL: FOR UPDATE) keeps
-    two senders from taking the same chunk at once; `first`: the issue has no row yet and
-    the caller holds the write lock, so nothing can conflict."""
-    marks = conn.execute(
-        f"SELECT prepared_through, prepare_until FROM ledger_issues WHERE id = ?{lock}",
-        (issue_id,),
-    ).fetchone()
-    if marks is None or marks[1] is None:
+    """Write the next `rows` recipients' ledger rows (None: all that are left); how many
+    (0 also when `lock` is IF_FREE and another sender holds it), or None when the issue's
+    rows are all written. `first`: the issue has no row yet and the caller holds the write
+    lock, so nothing can conflict."""
+    marks = _marks(conn, issue_id, "")
+    if marks is not None and lock:
+        marks = _marks(conn, issue_id, lock)  # read again, as the lock holder left them
+        if marks is None and lock == IF_FREE:
+            return 0
+    if marks is None:
         return None
-    through, until = int(marks[0]), int(marks[1])
+    through, until = marks
     boundary = None
     if rows is not None:
         boundary = conn.execute(
@@ -77,6 +94,42 @@ def take_chunk(
     return int(added)
 
 
+def lock_marks(conn: Connection, issue_id: int) -> None:
+    """Wait for a sender writing a chunk, and keep the others from starting one (until the
+    caller's transaction ends): before writing the issue's rows another way."""
+    _marks(conn, issue_id, WAIT)
+
+
+def _marks(conn: Connection, issue_id: int, lock: str) -> tuple[int, int] | None:
+    """(prepared through, prepare until) while rows are left to write, else None."""
+    row = conn.execute(
+        f"SELECT prepared_through, prepare_until FROM ledger_issues WHERE id = ?{lock}",
+        (issue_id,),
+    ).fetchone()
+    if row is None or row[1] is None:
+        return None
+    return int(row[0]), int(row[1])
+
+
+def untaken_batches(conn: Connection, issue_id: int, size: int) -> Iterator[list[Recipient]]:
+    """The recipients whose rows are still to be written, `size` at a time in subscriber-id
+    order; reads only (a rehearsal: nothing written, no lock held)."""
+    marks = _marks(conn, issue_id, "")
+    if marks is None:
+        return
+    after, until = marks
+    while True:
+        rows = conn.execute(
+            "SELECT id, 0, email, name, first_name, fields, 0 FROM subscribers "
+            "WHERE status = 'active' AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (after, until, size),
+        ).fetchall()
+        if not rows:
+            return
+        after = int(rows[-1][0])
+        yield recipients_of([tuple(row) for row in rows])
+
+
 def untaken(conn: Connection, issue_id: int) -> int:
     """Recipients of the issue whose rows are still to be written (they count as pending)."""
     row = conn.execute(
@@ -90,7 +143,4 @@ def untaken(conn: Connection, issue_id: int) -> int:
 
 def unfinished(conn: Connection, issue_id: int) -> bool:
     """Whether some of the issue's recipients are still to be taken."""
-    row = conn.execute(
-        "SELECT 1 FROM ledger_issues WHERE id = ? AND prepare_until IS NOT NULL", (issue_id,)
-    ).fetchone()
-    return row is not None
+    return _marks(conn, issue_id, "") is not None

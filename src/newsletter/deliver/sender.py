@@ -235,7 +235,7 @@ class Sender:
         else:
             with rolled_back(self.conn):
                 rehearsal = Ledger(self.conn)
-                self.requeue(rehearsal)
+                self.requeue(rehearsal, rows=0)  # rows not written yet are counted
                 counts = rehearsal.counts(self.slug)
         result = Preflight(
             slug=self.slug,
