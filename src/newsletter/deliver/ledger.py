@@ -111,10 +111,12 @@ class Ledger(LedgerClaims):
                     (issue_id,),
                 ).rowcount
                 preparation.finish(self.conn, issue_id)
+            # EXISTS, not IN (SELECT ... active): SQLite listed every active subscriber
+            # first (0.12 s of a million) even when no row was skipped.
             revived = self.conn.execute(
                 "UPDATE ledger SET state = 'pending' "
-                "WHERE issue_id = ? AND state = 'skipped' "
-                "AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
+                "WHERE issue_id = ? AND state = 'skipped' AND EXISTS (SELECT 1 FROM "
+                "subscribers AS s WHERE s.id = ledger.subscriber_id AND s.status = 'active')",
                 (issue_id,),
             ).rowcount
             if not newcomers and rows != 0:

@@ -15,6 +15,7 @@ write happens here, in the calling thread, each in its own short transaction:
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 # A connection that keeps losing answers is not worth feeding more batches into.
 MAX_UNKNOWN_IN_A_ROW = 3
 KEPT_ADDRESSES = 1000
+GC_THRESHOLD = 20_000  # allocations between two collections of the youngest objects
 _T = TypeVar("_T")
 
 
@@ -111,19 +113,26 @@ class SendLoop:
 
     def run(self, requests: InFlight, concurrency: int) -> Summary:
         self.report(Progress(0, self.total))
+        collections = gc.get_threshold()
+        # A send makes some ten short-lived objects per recipient and next to no reference
+        # cycles: at the default threshold (700) the collector ran every 70 recipients
+        # (0.28 s of a 200,000-recipient send). Put back when the send ends.
+        gc.set_threshold(max(collections[0], GC_THRESHOLD), *collections[1:])
         try:
             while True:
                 # One request alone until one batch is accepted, then `concurrency`.
-                self._claim_and_submit(requests, concurrency if self.summary.sent else 1)
+                limit = concurrency if self.summary.sent else 1
+                self._claim_and_submit(requests, limit)
                 if not self._flying:
                     break
-                if len(self._flying) == concurrency:
+                if len(self._flying) == limit:
                     self._use_the_wait(requests)
                 for answer in requests.next_answers():
                     self._take(answer)
         except KeyboardInterrupt:
             self._interrupted()
         finally:
+            gc.set_threshold(*collections)
             requests.close()
         self.summary.unknown_addresses = _first(self._unknown, KEPT_ADDRESSES)
         self.summary.failures = _first(self._failures, KEPT_ADDRESSES)
