@@ -115,10 +115,10 @@ def child_send(workspace: Path) -> None:
     prepare = Ledger.prepare
     spent: list[float] = []
 
-    def timed(self: Ledger, issue: str, *, newcomers: bool = False) -> int:
+    def timed(self: Ledger, issue: str, **options: Any) -> int:
         started = time.perf_counter()
         try:
-            return prepare(self, issue, newcomers=newcomers)
+            return prepare(self, issue, **options)
         finally:
             spent.append(time.perf_counter() - started)
 

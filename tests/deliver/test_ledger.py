@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,14 +30,6 @@ from tests._workspace import database_target, insert_subscribers, wait_for_other
 from tests._workspace import numbered_users as numbered
 
 ISSUE = "2026-12-01"
-
-
-@pytest.fixture
-def conn(engine: str, tmp_path: Path) -> Iterator[Connection]:
-    """The workspace database on each engine (see the `engine` fixture)."""
-    connection = open_database(database_target(tmp_path))
-    yield connection
-    connection.close()
 
 
 @pytest.fixture

@@ -17,13 +17,6 @@ ISSUE = "2026-12-01"
 
 
 @pytest.fixture
-def conn(engine: str, tmp_path: Path) -> Iterator[Connection]:
-    connection = open_database(database_target(tmp_path))
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
 def other(conn: Connection, tmp_path: Path) -> Iterator[Connection]:
     """A second connection to the same database, as `serve` or an import would hold."""
     connection = open_database(database_target(tmp_path))

@@ -50,6 +50,16 @@ def stub() -> Iterator[SendGridStub]:
         yield running
 
 
+def _start_send(root: Path, issue: str = "sample") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(NEWSLETTER), "--workspace", str(root), "send", issue, "--yes", "--no-sync"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _workspace(root: Path, stub: SendGridStub, delivery: str = "batch_size = 10") -> Path:
     sample_workspace(root, delivery)
     stub_env(root, stub.url, api_key=TEST_API_KEY)
@@ -137,16 +147,7 @@ def test_two_sends_at_once_share_the_issue_and_each_tells_its_own(
             )
         finally:
             conn.close()
-        runs = [
-            subprocess.Popen(
-                [str(NEWSLETTER), "--workspace", str(roots[n % hosts]), *SEND],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for n in range(2)
-        ]
+        runs = [_start_send(roots[n % hosts]) for n in range(2)]
         outputs = [process.communicate(timeout=300) for process in runs]
         deliveries = [stub.deliveries(issue="sample") for stub in stubs]
     assert [process.returncode for process in runs] == [0, 0], outputs
@@ -177,16 +178,7 @@ def test_two_first_sends_at_once_write_the_list_and_both_finish(
     add_subscribers(root, numbered(count))
     shutil.copytree(root / "issues" / "sample", root / "issues" / "again")
     for issue in ("sample", "again"):  # twice: the moment it once went wrong is a race
-        runs = [
-            subprocess.Popen(
-                [str(NEWSLETTER), "--workspace", str(root), "send", issue, "--yes", "--no-sync"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(2)
-        ]
+        runs = [_start_send(root, issue) for _ in range(2)]
         outputs = [process.communicate(timeout=300) for process in runs]
         assert [process.returncode for process in runs] == [0, 0], outputs
         assert stub.deliveries(issue=issue) == {email: 1 for email in numbered(count)}
