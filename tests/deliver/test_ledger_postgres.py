@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -153,3 +153,42 @@ def test_a_chunk_another_sender_is_writing_is_not_waited_for_between_requests(
     assert ledger.prepare_more(ISSUE, 10)
     (written,) = sender.execute("SELECT count(*) FROM ledger").fetchone()
     assert written == 20
+
+
+def test_a_claim_never_waits_for_the_chunk_lock_while_it_holds_rows(
+    conns: list[Connection], target: PostgresTarget
+) -> None:
+    """A claim that has taken rows and finds no more written commits them before it waits
+    for the next chunk: `--new-subscribers` (waiting for the chunk lock, then inserting
+    rows the claim holds) once deadlocked with it."""
+    holder, newcomer, claimer = conns
+    insert_subscribers(holder, numbered(1000))
+    assert Ledger(holder).prepare(ISSUE, rows=10) == 10
+    outcome: dict[str, object] = {}
+
+    def run(name: str, step: Callable[[], object]) -> threading.Thread:
+        def go() -> None:
+            try:
+                outcome[name] = step()
+            except Exception as exc:  # the test reports which side lost
+                outcome[name] = exc
+
+        thread = threading.Thread(target=go)
+        thread.start()
+        return thread
+
+    holder.execute("BEGIN")  # a sender writing a chunk (row locks only, as claims do)
+    holder.execute("SELECT 1 FROM ledger_issues WHERE slug = ? FOR NO KEY UPDATE", (ISSUE,))
+    joining = run("newcomers", lambda: Ledger(newcomer).prepare(ISSUE, newcomers=True))
+    time.sleep(0.5)  # queued for the chunk lock first
+    claiming = run("claim", lambda: Ledger(claimer).claim_batches(ISSUE, [10, 10]))
+    time.sleep(0.5)  # has claimed the 10 rows written, and needs the next chunk
+    holder.execute("ROLLBACK")
+    joining.join(30)
+    claiming.join(30)
+    assert isinstance(outcome["newcomers"], int), outcome  # not a deadlock
+    batches = outcome["claim"]
+    assert isinstance(batches, list), outcome
+    assert [len(batch.recipients) for batch in batches] == [10, 10]
+    (written,) = holder.execute("SELECT count(*) FROM ledger").fetchone()
+    assert written == 1000

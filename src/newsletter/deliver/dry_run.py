@@ -158,7 +158,7 @@ def rehearse(self: Rehearsed) -> DryRun:
                 )
                 if delta > worst_delta:
                     worst_delta, worst = delta, recipient
-        skipped = pending - report.recipients
+        skipped = rehearsal.skipped
     if report.recipients > report.active:
         problems.append(
             f"{report.recipients:,} recipients but only {report.active:,} active subscribers"

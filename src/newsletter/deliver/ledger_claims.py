@@ -22,6 +22,9 @@ from newsletter.deliver.claimer import Claimer
 from newsletter.deliver.ledger_view import LedgerView
 from newsletter.deliver.preparation import CHUNK_BATCHES
 
+# A claimed batch: its id, attempt, rows, and recipients when taken from a peek.
+_Claimed = tuple[int, int, list[PendingRow], list[Recipient] | None]
+
 
 @dataclass
 class _Peek:
@@ -80,23 +83,47 @@ class LedgerClaims(LedgerView):
         issue_id = self._issue_id(issue)
         if issue_id is None:
             return []
-        claimed: list[tuple[int, int, list[PendingRow], list[Recipient] | None]] = []
+        claimed: list[_Claimed] = []
         skipped = [0]
         peek, self._peek = self._peek, None
-        with transaction(self.conn, concurrent=True):
-            for size in sizes:
-                peeked = self._unchanged(peek, issue_id, size) if not claimed else None
-                rows = peeked.rows if peeked else self._take_active_pending(issue_id, size, skipped)
-                if not rows:
-                    break
-                attempt = max(row[1] for row in rows) + 1
-                batch_id = self._insert_batch(issue, issue_id, rows, attempt, backend)
-                claimed.append((batch_id, attempt, rows, peeked.recipients if peeked else None))
+        # When the written rows run out while the list has rows left to write, what is
+        # claimed is committed first and the next chunk written in a transaction of its
+        # own: on PostgreSQL a claim holding row locks must never wait for the chunk lock
+        # (a chunk's or --new-subscribers' insert may be waiting for those rows).
+        while self._claim_into(claimed, issue, issue_id, sizes, backend, skipped, peek):
+            peek = None
+            with transaction(self.conn, concurrent=True):
+                self._take_chunk(issue_id, CHUNK_BATCHES * sizes[len(claimed)])
         self.skipped += skipped[0]
         return [
             Batch(batch_id, issue, recipients or recipients_of(rows), attempt)
             for batch_id, attempt, rows, recipients in claimed
         ]
+
+    def _claim_into(
+        self,
+        claimed: list[_Claimed],
+        issue: str,
+        issue_id: int,
+        sizes: Sequence[int],
+        backend: str | None,
+        skipped: list[int],
+        peek: _Peek | None,
+    ) -> bool:
+        """Claim the batches of `sizes` not claimed yet, in one transaction; True when the
+        written rows ran out with some of the list still to write."""
+        with transaction(self.conn, concurrent=True):
+            for size in sizes[len(claimed) :]:
+                peeked = self._unchanged(peek, issue_id, size) if not claimed else None
+                rows = peeked.rows if peeked else self._take_active_pending(issue_id, size, skipped)
+                if rows is None:
+                    return True
+                if not rows:
+                    return False
+                attempt = max(row[1] for row in rows) + 1
+                batch_id = self._insert_batch(issue, issue_id, rows, attempt, backend)
+                claimed.append((batch_id, attempt, rows, peeked.recipients if peeked else None))
+        return False
 
     def _unchanged(self, peek: _Peek | None, issue_id: int, size: int) -> _Peek | None:
         """The peek, if its rows are still exactly what this claim would read (SQLite)."""
@@ -153,7 +180,9 @@ class LedgerClaims(LedgerView):
 
     def _take_active_pending(
         self, issue_id: int, size: int, skipped: list[int]
-    ) -> list[PendingRow]:
+    ) -> list[PendingRow] | None:
+        """The next active pending rows, the inactive ones on the way made skipped; empty
+        when none is left, None when none is written but the list has rows to write."""
         # PostgreSQL: lock the rows taken, passing over rows another sender has locked.
         lock = " FOR UPDATE OF l SKIP LOCKED" if self._claimer is not None else ""
         while True:
@@ -163,8 +192,8 @@ class LedgerClaims(LedgerView):
                 self._cursor[issue_id] = 0
                 rows = self._pending_after(issue_id, size, lock, 0)
             if not rows:
-                if self._take_chunk(issue_id, CHUNK_BATCHES * size) is not None:
-                    continue  # the rest of the issue's list, not written yet
+                if self.takes_chunks and preparation.unfinished(self.conn, issue_id):
+                    return None
                 return []
             if self._claimer is not None:
                 self._cursor[issue_id] = rows[-1][1]
