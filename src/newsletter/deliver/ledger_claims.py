@@ -76,8 +76,9 @@ class LedgerClaims(LedgerView):
     def claim_batches(
         self, issue: str, sizes: Sequence[int], backend: str | None = None
     ) -> list[Batch]:
-        """`claim_batch` for several batches in one transaction (one wait for the disk),
-        each of the given size, in order; fewer (or none) when the pending rows run out."""
+        """`claim_batch` for several batches in one transaction (one wait for the disk;
+        more when the next rows of a first send's list must be written on the way), each
+        of the given size, in order; fewer (or none) when the pending rows run out."""
         if any(size < 1 for size in sizes):
             raise ValueError(f"batch size must be at least 1, not {min(sizes)}")
         issue_id = self._issue_id(issue)
