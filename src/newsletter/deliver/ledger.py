@@ -131,8 +131,7 @@ class Ledger(LedgerClaims):
         issue_id = self._issue_id(issue)
         if issue_id is None:
             return False
-        with transaction(self.conn, concurrent=True):
-            return self._take_chunk(issue_id, rows, if_free=True) is not None
+        return self._write_chunk(issue_id, rows, if_free=True)
 
     def _has_rows(self, issue_id: int) -> bool:
         row = self.conn.execute("SELECT 1 FROM ledger WHERE issue_id = ? LIMIT 1", (issue_id,))

@@ -93,8 +93,7 @@ class LedgerClaims(LedgerView):
         # (a chunk's or --new-subscribers' insert may be waiting for those rows).
         while self._claim_into(claimed, issue, issue_id, sizes, backend, skipped, peek):
             peek = None
-            with transaction(self.conn, concurrent=True):
-                self._take_chunk(issue_id, CHUNK_BATCHES * sizes[len(claimed)])
+            self._write_chunk(issue_id, CHUNK_BATCHES * sizes[len(claimed)])
         self.skipped += skipped[0]
         return [
             Batch(batch_id, issue, recipients or recipients_of(rows), attempt)
@@ -222,6 +221,11 @@ class LedgerClaims(LedgerView):
         if lock and if_free:
             lock = preparation.IF_FREE
         return preparation.take_chunk(self.conn, issue_id, rows, lock=lock, first=first)
+
+    def _write_chunk(self, issue_id: int, rows: int, *, if_free: bool = False) -> bool:
+        """`_take_chunk` in a transaction of its own; False once the list is all written."""
+        with transaction(self.conn, concurrent=True):
+            return self._take_chunk(issue_id, rows, if_free=if_free) is not None
 
     def untaken_batches(self, issue: str, size: int) -> Iterator[list[Recipient]]:
         """The recipients of the issue's list whose rows are not written yet, `size` at a
