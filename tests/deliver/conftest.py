@@ -9,6 +9,20 @@ import pytest
 
 from newsletter.db import Connection, open_database
 from tests._workspace import database_target
+from tests.sendgrid_stub import TEST_API_KEY, SendGridStub, bypass_proxy_for_loopback
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests to the local stand-in never go through a proxy the machine names."""
+    bypass_proxy_for_loopback(monkeypatch)
+
+
+@pytest.fixture
+def stub() -> Iterator[SendGridStub]:
+    """The SendGrid stand-in, in this process, taking the tests' key."""
+    with SendGridStub(TEST_API_KEY) as running:
+        yield running
 
 
 @pytest.fixture

@@ -16,17 +16,11 @@ from tests._workspace import recipient, simple_message
 from tests.sendgrid_stub import (
     TEST_API_KEY,
     SendGridStub,
-    bypass_proxy_for_loopback,
     sendgrid_stub_fixture,  # noqa: F401  (the `sendgrid_stub` fixture)
 )
 
 ISSUE = "spring"
 BATCH = [recipient(f"reader{i}@example.org", f"Reader {i}", "Reader") for i in range(5)]
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    bypass_proxy_for_loopback(monkeypatch)
 
 
 class Sleeps:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from tests._workspace import (
 )
 from tests.deliver.test_delivery_smtp import PASSWORD, USER, Server
 from tests.deliver.test_delivery_smtp import smtp_server as smtp_server  # the fixture
-from tests.sendgrid_stub import SendGridStub, bypass_proxy_for_loopback
+from tests.sendgrid_stub import SendGridStub
 
 SUBJECT = "Albania raid on Ashraf 3 sparks protests across Europe"
 # The sample's links are example.org placeholders: the build's warning comes first.
@@ -32,17 +31,6 @@ PLACEHOLDERS = (
     "https://example.org/placeholder/iranians-hold-rallies-to-protest-police-raid-on-oppositions"
     "-albania-based-hq — replace them with the real addresses before sending\n"
 )
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    bypass_proxy_for_loopback(monkeypatch)
-
-
-@pytest.fixture
-def stub() -> Iterator[SendGridStub]:
-    with SendGridStub(API_KEY) as running:
-        yield running
 
 
 def _timeless(text: str) -> str:

@@ -27,12 +27,7 @@ from tests._workspace import (
     simple_message,
     stub_env,
 )
-from tests.sendgrid_stub import TEST_API_KEY, SendGridStub, bypass_proxy_for_loopback
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    bypass_proxy_for_loopback(monkeypatch)
+from tests.sendgrid_stub import TEST_API_KEY, SendGridStub
 
 
 @pytest.fixture

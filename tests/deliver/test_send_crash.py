@@ -50,6 +50,18 @@ def _send(root: Path, stdout: IO[bytes] | int = subprocess.DEVNULL) -> subproces
     )
 
 
+def _rerun_until_done(root: Path) -> list[tuple[int, str]]:
+    """Send again until a run finds nothing left to do (at most 5 runs): exit codes, stderr."""
+    finals = []
+    for _ in range(5):
+        process = _send(root)
+        _, stderr = process.communicate(timeout=120)
+        finals.append((process.returncode, stderr.decode()))
+        if process.returncode in (0, 1) and "not confirmed sent" not in stderr.decode():
+            break
+    return finals
+
+
 def _wait_for_requests(stub: StubProcess, process: subprocess.Popen[bytes], count: int) -> None:
     """Until the stub has seen `count` requests in all (or the sender has ended)."""
     deadline = time.monotonic() + 30
@@ -107,13 +119,7 @@ def test_killed_sends_never_send_anyone_the_issue_twice(
                 killed += 1
             process.wait()
             left_per_kill.append(_left_sending(root))
-        finals = []
-        for _ in range(5):  # until a run finds nothing left to do
-            process = _send(root)
-            _, stderr = process.communicate(timeout=120)
-            finals.append((process.returncode, stderr.decode()))
-            if process.returncode in (0, 1) and "not confirmed sent" not in stderr.decode():
-                break
+        finals = _rerun_until_done(root)
         deliveries = stub.deliveries(issue="sample")
     assert killed >= KILLED_RUNS - 2, f"only {killed} runs were killed mid-way (seed {SEED})"
     print(
@@ -231,12 +237,7 @@ def test_a_killed_sender_beside_a_running_one_never_sends_anyone_twice(
         _, stderr = last.communicate(timeout=300)
         finals = [(last.returncode, stderr.decode())]
         finish_b(b)
-        for _ in range(5):
-            process = _send(host_a)
-            _, stderr = process.communicate(timeout=120)
-            finals.append((process.returncode, stderr.decode()))
-            if process.returncode in (0, 1) and "not confirmed sent" not in stderr.decode():
-                break
+        finals += _rerun_until_done(host_a)
         deliveries_a = stub_a.deliveries(issue="sample")
         deliveries_b = stub_b.deliveries(issue="sample")
     print(f"two senders: batches A left sending by each kill: {left_per_kill}; B runs {b_codes}")

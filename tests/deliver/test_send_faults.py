@@ -24,14 +24,9 @@ from tests._workspace import (
     sample_workspace,
     write_env,
 )
-from tests.sendgrid_stub import SendGridStub, bypass_proxy_for_loopback
+from tests.sendgrid_stub import SendGridStub
 
 KEY = "SG.test-key-0123456789"
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    bypass_proxy_for_loopback(monkeypatch)
 
 
 def _workspace(tmp_path: Path, **env: str) -> Path:

@@ -3,7 +3,6 @@ everyone once; a dry run of a list left half-written reads the rest and writes n
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,16 +17,9 @@ from tests._workspace import (
     sample_workspace,
     stub_env,
 )
-from tests.sendgrid_stub import TEST_API_KEY, SendGridStub, bypass_proxy_for_loopback
+from tests.sendgrid_stub import TEST_API_KEY, SendGridStub
 
 LIST = 2500
-
-
-@pytest.fixture
-def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[SendGridStub]:
-    bypass_proxy_for_loopback(monkeypatch)
-    with SendGridStub(TEST_API_KEY) as running:
-        yield running
 
 
 @pytest.fixture

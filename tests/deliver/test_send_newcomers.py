@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests._workspace import add_subscribers, ledger_states, numbered
-from tests.deliver.test_send import _no_proxy as _no_proxy  # the fixtures
 from tests.deliver.test_send import delivered_once, send, workspace_with
-from tests.deliver.test_send import stub as stub
 from tests.sendgrid_stub import SendGridStub
 
 

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -32,22 +31,11 @@ from tests._workspace import (
     sample_workspace,
     stub_env,
 )
-from tests.sendgrid_stub import TEST_API_KEY, SendGridStub, bypass_proxy_for_loopback
+from tests.sendgrid_stub import TEST_API_KEY, SendGridStub
 
 NEWSLETTER = Path(sys.executable).parent / "newsletter"
 SEND = ("send", "sample", "--yes", "--no-sync")
 SUMMARY = re.compile(r"^sent ([\d,]+), skipped ([\d,]+), failed ([\d,]+), unknown ([\d,]+) in ")
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    bypass_proxy_for_loopback(monkeypatch)
-
-
-@pytest.fixture
-def stub() -> Iterator[SendGridStub]:
-    with SendGridStub(TEST_API_KEY) as running:
-        yield running
 
 
 def _start_send(root: Path, issue: str = "sample") -> subprocess.Popen[str]:
